@@ -1,0 +1,68 @@
+/**
+ * Server-side facts for tests, read from a separate connection (never through the pool under
+ * test). `eventuallyNoBackends` is the one allowed poll: bounded, and over an external system.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { setTimeout as sleep } from "node:timers/promises"
+import pg from "pg"
+
+/** A backend as `pg_stat_activity` shows it. */
+export interface Backend {
+  readonly pid: number
+  readonly state: string | null
+  readonly query: string
+}
+
+const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: url, application_name: "scoped-pool-observer" })
+  client.on("error", () => undefined)
+  await client.connect()
+  try {
+    return await f(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/** The backends that carry `applicationName`, read once. */
+export const backendsOf = (url: string, applicationName: string): Promise<ReadonlyArray<Backend>> =>
+  withClient(url, async (client) =>
+    (await client.query<Backend>(
+      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+      [applicationName]
+    )).rows)
+
+/**
+ * Polls `pg_stat_activity` (every 20 ms, wall clock) until no backend carries `applicationName`
+ * and fails with the leftovers if some are still there after `within`. Runs on the wall clock
+ * even inside `it.effect`, whose TestClock would otherwise stop it.
+ */
+export const eventuallyNoBackends = (
+  url: string,
+  applicationName: string,
+  options: { readonly within: Duration.DurationInput }
+): Effect.Effect<void, Error> =>
+  Effect.tryPromise({
+    try: async () => {
+      const deadline = Date.now() + Duration.toMillis(options.within)
+      return withClient(url, async (client) => {
+        for (;;) {
+          const { rows } = await client.query<Backend>(
+            "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+            [applicationName]
+          )
+          if (rows.length === 0) return
+          if (Date.now() >= deadline) {
+            throw new Error(
+              `${rows.length} backend(s) of "${applicationName}" still on the server after ${
+                Duration.format(options.within)
+              }: ${JSON.stringify(rows)}`
+            )
+          }
+          await sleep(20)
+        }
+      })
+    },
+    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  })

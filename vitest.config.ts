@@ -1,0 +1,17 @@
+import { defineConfig } from "vitest/config"
+
+// One real PostgreSQL for the run (test/support/globalSetup.ts); at most two test files run
+// at once on this 2-core machine.
+export default defineConfig({
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    globalSetup: ["test/support/globalSetup.ts"],
+    setupFiles: ["vitest.setup.ts"],
+    pool: "forks",
+    poolOptions: { forks: { minForks: 1, maxForks: 2 } },
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 20_000,
+    reporters: process.env.CI ? ["default", "hanging-process"] : ["default"]
+  }
+})
