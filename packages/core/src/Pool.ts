@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -19,7 +20,7 @@ import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import type { Pipeable } from "effect/Pipeable"
 import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Lifetime from "./internal/lifetime.js"
 import * as internal from "./internal/pool.js"
 import type * as PoolError from "./PoolError.js"
@@ -45,7 +46,7 @@ export type TypeId = typeof TypeId
  * @since 0.1.0
  * @category models
  */
-export interface Pool<in out A, in out E = never> extends Pipeable {
+export interface Pool<in out A, out E = never> extends Pipeable {
   readonly [TypeId]: TypeId
   /** The pool's name, as in its options. */
   readonly name: string
@@ -93,7 +94,10 @@ export const make = <A, E, R>(
 ): Effect.Effect<Pool<A, E>, PoolError.PoolConfigError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const resolved = yield* PoolOptions.resolve(options)
-    const context = yield* Effect.context<Exclude<R, Scope.Scope>>()
+    // Without the pool's own Scope: each resource is acquired into a scope of its own.
+    const context = Context.omit(Scope.Scope)(yield* Effect.context<Exclude<R, Scope.Scope>>()) as Context.Context<
+      Exclude<R, Scope.Scope>
+    >
     const guard = yield* RuntimeGuard.make
     const clock = yield* Effect.clock
     const retirements = yield* FiberSet.make<void, never>()

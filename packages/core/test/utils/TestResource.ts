@@ -16,6 +16,8 @@ export interface TestResource {
   readonly acquire: Effect.Effect<Resource, CreateError, import("effect/Scope").Scope>
   /** Ids of resources created and not released yet. */
   readonly alive: Set<number>
+  /** Every resource created, by id (released ones included), e.g. to mark one dead. */
+  readonly byId: Map<number, Resource>
   /** How often each id was released. */
   readonly releases: Map<number, number>
   readonly counts: { created: number; attempts: number; released: number }
@@ -26,6 +28,7 @@ export interface TestResource {
 export const makeTestResource = (): TestResource => {
   const self: TestResource = {
     alive: new Set(),
+    byId: new Map(),
     releases: new Map(),
     counts: { created: 0, attempts: 0, released: 0 },
     failing: false,
@@ -35,6 +38,7 @@ export const makeTestResource = (): TestResource => {
         if (self.failing) return Effect.fail(new CreateError({ attempt }))
         const resource: Resource = { id: ++self.counts.created, dead: false }
         self.alive.add(resource.id)
+        self.byId.set(resource.id, resource)
         return Effect.succeed(resource)
       }),
       (resource) =>

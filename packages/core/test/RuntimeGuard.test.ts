@@ -1,0 +1,75 @@
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Scope from "effect/Scope"
+import * as Pool from "../src/Pool.js"
+import * as RuntimeGuard from "../src/RuntimeGuard.js"
+import { type CreateError, makeTestResource, type Resource } from "./utils/TestResource.js"
+
+class TestPool extends Context.Tag("TestPool")<TestPool, Pool.Pool<Resource, CreateError>>() {}
+const layer = Layer.scoped(TestPool, Pool.make({ acquire: makeTestResource().acquire, max: 2, name: "owned" }))
+
+// A pool built in one test and left open (its scope is closed after all tests).
+let captured: Pool.Pool<Resource, CreateError> | undefined
+const leftOpen = Effect.runSync(Scope.make())
+afterAll(() => Effect.runPromise(Scope.close(leftOpen, Exit.void)))
+
+describe("RuntimeGuard", () => {
+  it.effect("10. fibers of the owner pass: forked and daemon fibers", () =>
+    Effect.gen(function*() {
+      const pool = yield* Scope.extend(Pool.make({ acquire: makeTestResource().acquire, max: 1 }), leftOpen)
+      captured = pool
+      const daemon = yield* Effect.forkDaemon(Pool.use(pool, (r) => Effect.succeed(r.id)))
+      assert.strictEqual(yield* Fiber.join(daemon), 1)
+      const nested = Effect.flatMap(Effect.fork(Pool.use(pool, (r) => Effect.succeed(r.id))), Fiber.join)
+      assert.strictEqual(yield* Fiber.join(yield* Effect.fork(nested)), 1)
+    }))
+
+  it.effect("10. a pool captured in another it.effect (another TestClock) fails at once with PoolRuntimeMismatch", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Pool.use(captured!, () => Effect.void))
+      assert.strictEqual(error._tag, "PoolRuntimeMismatch")
+      if (error._tag === "PoolRuntimeMismatch") assert.isUndefined(error.callerRuntime)
+    }))
+
+  it("10. ManagedRuntime A's pool used from runtime B or a bare runPromise fails at once; after A is disposed, PoolClosed", async () => {
+    const a = ManagedRuntime.make(layer)
+    const b = ManagedRuntime.make(Layer.scoped(TestPool, Pool.make({ acquire: makeTestResource().acquire, max: 1 })))
+    const poolA = await a.runPromise(TestPool)
+    assert.strictEqual(await a.runPromise(Pool.use(poolA, (r) => Effect.succeed(r.id))), 1)
+    // B owns a pool too, so it has a runtime token of its own
+    await b.runPromise(TestPool)
+    const fromB = await b.runPromiseExit(Pool.use(poolA, () => Effect.void))
+    assert.isTrue(Exit.isFailure(fromB))
+    const errorB = Exit.isFailure(fromB) ? fromB.cause : undefined
+    assert.include(String(errorB), "PoolRuntimeMismatch")
+    const bare = await Effect.runPromise(Effect.flip(Pool.use(poolA, () => Effect.void)))
+    assert.strictEqual(bare._tag, "PoolRuntimeMismatch")
+    assert.include(bare.message, "pool \"owned\" belongs to runtime #")
+    assert.include(bare.message, "provide the pool's Layer to this runtime instead of sharing the instance")
+    await a.dispose()
+    const afterDispose = await b.runPromise(Effect.flip(Pool.use(poolA, () => Effect.void)))
+    assert.strictEqual(afterDispose._tag, "PoolClosed")
+    await b.dispose()
+  })
+
+  it("10. programs run under Effect.provide(layer) own the pool the layer built", async () => {
+    const id = await Effect.runPromise(
+      Effect.flatMap(TestPool, (pool) => Pool.use(pool, (r) => Effect.succeed(r.id))).pipe(Effect.provide(layer))
+    )
+    assert.isAbove(id, 0)
+  })
+
+  it.effect("RuntimeGuard.guard runs the effect for the owner and fails for another runtime", () =>
+    Effect.gen(function*() {
+      const guard = yield* RuntimeGuard.make
+      const guarded = RuntimeGuard.guard(guard, Effect.succeed("ok"), (caller) => `mismatch from ${caller?.id}`)
+      assert.strictEqual(yield* guarded, "ok")
+      const outside = yield* Effect.promise(() => Effect.runPromise(Effect.flip(guarded)))
+      assert.strictEqual(outside, "mismatch from undefined")
+    }).pipe(Effect.scoped))
+})
