@@ -4,6 +4,7 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 
 export class CreateError extends Data.TaggedError("CreateError")<{ readonly attempt: number }> {}
 
@@ -13,7 +14,7 @@ export interface Resource {
 }
 
 export interface TestResource {
-  readonly acquire: Effect.Effect<Resource, CreateError, import("effect/Scope").Scope>
+  readonly acquire: Effect.Effect<Resource, CreateError, Scope.Scope>
   /** Ids of resources created and not released yet. */
   readonly alive: Set<number>
   /** Every resource created, by id (released ones included), e.g. to mark one dead. */
