@@ -13,16 +13,18 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import { dual } from "effect/Function"
 import * as Metric from "effect/Metric"
 import type { Pipeable } from "effect/Pipeable"
-import * as Schedule from "effect/Schedule"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
+import * as ExitHook from "./internal/exitHook.js"
 import * as Lifetime from "./internal/lifetime.js"
 import * as internal from "./internal/pool.js"
+import { backgroundSleep } from "./internal/timers.js"
 import type * as PoolError from "./PoolError.js"
 import * as PoolOptions from "./PoolOptions.js"
 import * as PoolStats from "./PoolStats.js"
@@ -133,14 +135,25 @@ export const make = <A, E, R>(
     })
     // Added after the FiberSets, so it runs before their finalizers interrupt anything.
     yield* Effect.addFinalizer(() => pool.close)
-    const interval = Lifetime.maintenanceInterval(resolved.idleTimeout, resolved.maxLifetime, resolved.leakThreshold)
-    yield* FiberSet.run(
-      background,
-      Effect.sync(() => pool.maintain()).pipe(
-        Effect.flatMap((leaks) => Effect.forEach(leaks, (entry) => pool.leakWarning(entry), { discard: true })),
-        Effect.repeat(Schedule.spaced(Duration.millis(interval)))
+    const runtime = yield* Effect.runtime<never>()
+    const unregister = ExitHook.register(() =>
+      Runtime.runFork(runtime)(
+        Effect.zipRight(
+          Effect.logWarning(
+            `pool "${resolved.name}" was not closed before the process ran out of work; closing it now. ` +
+              "Close it yourself: dispose the ManagedRuntime (await runtime.dispose()), or build it in a scope or " +
+              "Layer that ends (Effect.scoped, Effect.provide)"
+          ).pipe(Effect.annotateLogs({ pool: resolved.name })),
+          pool.close
+        )
       )
     )
+    yield* Effect.addFinalizer(() => Effect.sync(unregister))
+    const interval = Lifetime.maintenanceInterval(resolved.idleTimeout, resolved.maxLifetime, resolved.leakThreshold)
+    const maintain = Effect.sync(() => pool.maintain()).pipe(
+      Effect.flatMap((leaks) => Effect.forEach(leaks, (entry) => pool.leakWarning(entry), { discard: true }))
+    )
+    yield* FiberSet.run(background, Effect.forever(Effect.zipRight(backgroundSleep(clock, interval), maintain)))
     pool.grow()
     return pool as unknown as Pool<A, E>
   })
