@@ -21,6 +21,7 @@ import * as Metric from "effect/Metric"
 import type { Pipeable } from "effect/Pipeable"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
+import * as Diagnostics from "./internal/diagnostics.js"
 import * as ExitHook from "./internal/exitHook.js"
 import * as Lifetime from "./internal/lifetime.js"
 import * as internal from "./internal/pool.js"
@@ -135,6 +136,17 @@ export const make = <A, E, R>(
     })
     // Added after the FiberSets, so it runs before their finalizers interrupt anything.
     yield* Effect.addFinalizer(() => pool.close)
+    const identity = options.identity ?? resolved.name
+    const duplicate = Diagnostics.opened(identity, resolved.name)
+    if (duplicate !== undefined) yield* Effect.logWarning(duplicate).pipe(Effect.annotateLogs({ pool: resolved.name }))
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const churn = Diagnostics.closed(identity, resolved.name, clock.unsafeCurrentTimeMillis())
+        return churn === undefined
+          ? Effect.void
+          : Effect.logWarning(churn).pipe(Effect.annotateLogs({ pool: resolved.name }))
+      })
+    )
     const runtime = yield* Effect.runtime<never>()
     const unregister = ExitHook.register(() =>
       Runtime.runFork(runtime)(

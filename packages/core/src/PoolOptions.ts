@@ -73,6 +73,11 @@ export interface Options<A, E, R> {
   readonly closeTimeout?: Duration.DurationInput | undefined
   /** A lease held longer logs one Warning with where it was taken. Default: off. */
   readonly leakThreshold?: Duration.DurationInput | undefined
+  /**
+   * What makes two pools "the same configuration" for the misuse warnings (two such pools
+   * open at once; the same pool opened and closed more than 3 times a minute). Default: `name`.
+   */
+  readonly identity?: string | undefined
 }
 
 /**
