@@ -69,7 +69,7 @@ export interface Options<A, E, R> {
   readonly reconnectTimeout?: Duration.DurationInput | undefined
   /** Runs when creation has failed for `reconnectTimeout`, with the last error. */
   readonly onReconnectFailed?: ((error: E) => Effect.Effect<unknown, never, R>) | undefined
-  /** On close, leases still out after this long are force-released. 0 releases them at once. Default: 1 second. */
+  /** On close, leases still out after this long are force-released. 0 releases them at once. Default: 500 ms. */
   readonly closeTimeout?: Duration.DurationInput | undefined
   /** A lease held longer logs one Warning with where it was taken. Default: off. */
   readonly leakThreshold?: Duration.DurationInput | undefined
@@ -121,7 +121,7 @@ export const defaults = {
   maxUses: Number.POSITIVE_INFINITY,
   checkAfterIdle: 500,
   reconnectTimeout: 300_000,
-  closeTimeout: 1_000
+  closeTimeout: 500
 } as const
 
 /**
