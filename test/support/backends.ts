@@ -66,3 +66,36 @@ export const eventuallyNoBackends = (
     },
     catch: (error) => error instanceof Error ? error : new Error(String(error))
   })
+
+/**
+ * Polls `pg_stat_activity` (every 20 ms, wall clock) until at least `count` backends of
+ * `applicationName` are active running a statement that matches `queryLike`; fails after `within`.
+ */
+export const eventuallyActive = (
+  url: string,
+  applicationName: string,
+  options: { readonly count: number; readonly queryLike: string; readonly within: Duration.DurationInput }
+): Effect.Effect<void, Error> =>
+  Effect.tryPromise({
+    try: async () => {
+      const deadline = Date.now() + Duration.toMillis(options.within)
+      return withClient(url, async (client) => {
+        for (;;) {
+          const { rows } = await client.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
+            [applicationName, options.queryLike]
+          )
+          if (rows[0]!.n >= options.count) return
+          if (Date.now() >= deadline) {
+            throw new Error(
+              `only ${rows[0]!.n} of ${options.count} backends of "${applicationName}" active after ${
+                Duration.format(options.within)
+              }`
+            )
+          }
+          await sleep(20)
+        }
+      })
+    },
+    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  })
