@@ -1,0 +1,25 @@
+/**
+ * PgConnection options from a test server URL.
+ */
+import type * as PgConnection from "@scoped-pool/pg/PgConnection"
+import * as Redacted from "effect/Redacted"
+
+export const optionsFromUrl = (
+  url: string,
+  applicationName: string,
+  overrides: Partial<PgConnection.PgConnectionOptions> = {}
+): PgConnection.PgConnectionOptions => {
+  const parsed = new URL(url)
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    database: decodeURIComponent(parsed.pathname.slice(1)) || "postgres",
+    user: decodeURIComponent(parsed.username),
+    password: Redacted.make(decodeURIComponent(parsed.password)),
+    applicationName,
+    ...overrides
+  }
+}
+
+/** The password in a test URL, to check it never leaks. */
+export const passwordOf = (url: string): string => decodeURIComponent(new URL(url).password)
