@@ -58,9 +58,9 @@ describe("S1 close while busy", () => {
     return Effect.gen(function*() {
       const small = yield* closeWhileBusy(20, "daemon")
       const large = yield* closeWhileBusy(100, "daemon")
-      // default closeTimeout is 500 ms, then cancel + Terminate run concurrently
-      assert.isBelow(small.closeMillis, 1000, `close of 20: ${small.closeMillis} ms`)
-      assert.isBelow(large.closeMillis, 1000, `close of 100: ${large.closeMillis} ms`)
+      // the default closeTimeout (500 ms), then every cancel + Terminate at once: never one by one
+      assert.isBelow(small.closeMillis, 2000, `close of 20: ${small.closeMillis} ms`)
+      assert.isBelow(large.closeMillis, 2000, `close of 100: ${large.closeMillis} ms`)
       assert.isAtMost(
         large.closeMillis,
         2 * small.closeMillis,
