@@ -99,3 +99,19 @@ export const eventuallyActive = (
     },
     catch: (error) => error instanceof Error ? error : new Error(String(error))
   })
+
+/** How many backends of `applicationName` are active running a statement that matches `queryLike`, read once. */
+export const activeCount = (url: string, applicationName: string, queryLike: string): Promise<number> =>
+  withClient(url, async (client) =>
+    (await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
+      [applicationName, queryLike]
+    )).rows[0]!.n)
+
+/** The `state` of every backend of `applicationName` (e.g. "idle", "idle in transaction"), read once. */
+export const statesOf = (url: string, applicationName: string): Promise<ReadonlyArray<string>> =>
+  withClient(url, async (client) =>
+    (await client.query<{ state: string }>(
+      "SELECT state FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+      [applicationName]
+    )).rows.map((r) => r.state))

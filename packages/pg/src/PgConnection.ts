@@ -17,7 +17,7 @@ import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Tls from "node:tls"
 import * as internal from "./internal/connection.js"
-import type { PgConnectError, PgConnectionLost, PgQueryError } from "./PgError.js"
+import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "./PgError.js"
 
 /**
  * @since 0.1.0
@@ -171,13 +171,13 @@ export interface PgConnection {
     sql: string,
     params: ReadonlyArray<unknown>,
     options?: QueryOptions
-  ) => Effect.Effect<QueryResult, PgQueryError | PgConnectionLost>
+  ) => Effect.Effect<QueryResult, PgQueryError | PgConnectionLost | PgQueryTimeout>
   /** As `query`, with every statement's full result (one entry per statement in `sql`). */
   readonly queryRaw: (
     sql: string,
     params: ReadonlyArray<unknown>,
     options?: QueryOptions
-  ) => Effect.Effect<ReadonlyArray<RawQueryResult>, PgQueryError | PgConnectionLost>
+  ) => Effect.Effect<ReadonlyArray<RawQueryResult>, PgQueryError | PgConnectionLost | PgQueryTimeout>
   /**
    * Streams the rows of a statement through a server-side portal, `chunkSize` rows per round
    * trip. The connection is `busy` until the stream's scope ends; then the portal is closed
@@ -243,6 +243,11 @@ export interface PgConnectionOptions {
    * leaves a dead idle connection unnoticed far too long).
    */
   readonly keepAliveInitialDelay?: Duration.DurationInput | undefined
+  /**
+   * The client's bound on each statement: past it the statement is cancelled on the server and
+   * fails with `PgQueryTimeout`. Default: none (`PgPool` sets it, see its `queryTimeout`).
+   */
+  readonly queryTimeout?: Duration.DurationInput | undefined
   /** `statement_timeout`: the server's own bound on each statement. Default: the server's. */
   readonly statementTimeout?: Duration.DurationInput | undefined
   /** `lock_timeout`. Default: the server's. */

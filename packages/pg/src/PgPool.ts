@@ -148,7 +148,6 @@ export const make = (
     })
 
     const settings = {
-      queryTimeoutMillis: resolved.queryTimeoutMillis,
       prepare: options.prepare ?? true,
       streamChunkSize: 128
     }

@@ -216,6 +216,7 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
       ...(options.lockTimeout !== undefined ? { lockTimeout: options.lockTimeout } : {}),
       idleInTransactionTimeout: options.idleInTransactionTimeout ?? defaults.idleInTransactionTimeout,
+      queryTimeout: Duration.millis(queryTimeout),
       statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
       ...(options.types !== undefined ? { types: options.types } : {})
     }

@@ -30,6 +30,7 @@ export interface Resolved {
   readonly closeTimeout: Duration.Duration
   readonly keepAlive: boolean
   readonly keepAliveInitialDelay: Duration.Duration
+  readonly queryTimeout: Duration.Duration | undefined
   readonly statementTimeout: Duration.Duration | undefined
   readonly lockTimeout: Duration.Duration | undefined
   readonly idleInTransactionTimeout: Duration.Duration | undefined
@@ -86,6 +87,7 @@ export const resolve = (options: PgConnection.PgConnectionOptions): Resolved => 
       "keepAliveInitialDelay",
       options.keepAliveInitialDelay ?? defaults.keepAliveInitialDelay
     ),
+    queryTimeout: optionalPositive("queryTimeout", options.queryTimeout),
     statementTimeout: optionalPositive("statementTimeout", options.statementTimeout),
     lockTimeout: optionalPositive("lockTimeout", options.lockTimeout),
     idleInTransactionTimeout: optionalPositive("idleInTransactionTimeout", options.idleInTransactionTimeout),

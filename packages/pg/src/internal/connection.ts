@@ -17,7 +17,7 @@ import type * as Stream from "effect/Stream"
 import type pg from "pg"
 import type * as PgConnection from "../PgConnection.js"
 import type { PgQueryError } from "../PgError.js"
-import { type PgConnectError, PgConnectionLost, type PgConnectionLostReason } from "../PgError.js"
+import { type PgConnectError, PgConnectionLost, type PgConnectionLostReason, PgQueryTimeout } from "../PgError.js"
 import { sendCancelRequest } from "./cancel.js"
 import * as Connect from "./connect.js"
 import * as Cursors from "./cursor.js"
@@ -63,7 +63,11 @@ class PgConnectionImpl implements PgConnection.PgConnection {
   client!: pg.Client
   private listeners: Set<(notification: PgConnection.Notification) => void> | undefined = undefined
 
-  constructor(readonly options: Connect.Resolved) {}
+  readonly queryTimeoutMillis: number | undefined
+
+  constructor(readonly options: Connect.Resolved) {
+    this.queryTimeoutMillis = options.queryTimeout === undefined ? undefined : Duration.toMillis(options.queryTimeout)
+  }
 
   get isAlive(): boolean {
     return this.alive
@@ -153,6 +157,18 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     }
   }
 
+  /**
+   * `queryTimeout` fired: cancel the statement on the server (bounded by `cancelTimeout`); its
+   * caller is resumed with `PgQueryTimeout` once the server confirmed (or the connection was
+   * destroyed). A timer rather than `Effect.timeout`, which would fork two fibers per statement.
+   */
+  private readonly onQueryTimeout = (statement: Statement): void => {
+    statement.timer = undefined
+    if (statement.done) return
+    statement.timedOut = true
+    Effect.runFork(this.stopStatement(statement))
+  }
+
   // ---- state ----
 
   private finish(statement: Statement): void {
@@ -163,11 +179,14 @@ class PgConnectionImpl implements PgConnection.PgConnection {
       // Idle, the socket must not keep an otherwise finished process alive (S5).
       if (!this.closing) Connect.setSocketRef(this.client, false)
     }
+    if (statement.timer !== undefined) clearTimeout(statement.timer)
     if (statement.waiters !== undefined) Deferred.unsafeDone(statement.waiters, Exit.void)
     const resume = statement.resume
     if (resume === undefined) return
     statement.resume = undefined
-    if (statement.error !== undefined) {
+    if (statement.timedOut) {
+      resume(Effect.fail(new PgQueryTimeout({ timeoutMillis: this.queryTimeoutMillis! })))
+    } else if (statement.error !== undefined) {
       resume(Effect.fail(this.lost ?? toQueryError(statement.error)))
     } else {
       resume(Effect.succeed(statement.kind === RAW ? allResults(statement.result) : lastResult(statement.result)))
@@ -272,14 +291,17 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     params: ReadonlyArray<unknown>,
     options: PgConnection.QueryOptions | undefined,
     abortOnInterrupt: boolean
-  ): Effect.Effect<any, PgQueryError | PgConnectionLost> {
-    return Effect.async<any, PgQueryError | PgConnectionLost>((resume) => {
+  ): Effect.Effect<any, PgQueryError | PgConnectionLost | PgQueryTimeout> {
+    return Effect.async<any, PgQueryError | PgConnectionLost | PgQueryTimeout>((resume) => {
       if (!this.alive) return resume(Effect.fail(this.lostError()))
       if (this.statement !== undefined) return resume(Effect.die(busyDefect(this.id)))
       const statement = new Statement(kind, resume)
       statement.abortOnInterrupt = abortOnInterrupt
       this.statement = statement
       Connect.setSocketRef(this.client, true)
+      if (this.queryTimeoutMillis !== undefined) {
+        statement.timer = setTimeout(this.onQueryTimeout, this.queryTimeoutMillis, statement)
+      }
       this.client.query(
         {
           text: sql,
@@ -301,14 +323,14 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     sql: string,
     params: ReadonlyArray<unknown>,
     options?: PgConnection.QueryOptions
-  ): Effect.Effect<PgConnection.QueryResult, PgQueryError | PgConnectionLost> =>
+  ): Effect.Effect<PgConnection.QueryResult, PgQueryError | PgConnectionLost | PgQueryTimeout> =>
     this.run(QUERY, sql, params, options, false)
 
   readonly queryRaw = (
     sql: string,
     params: ReadonlyArray<unknown>,
     options?: PgConnection.QueryOptions
-  ): Effect.Effect<ReadonlyArray<PgConnection.RawQueryResult>, PgQueryError | PgConnectionLost> =>
+  ): Effect.Effect<ReadonlyArray<PgConnection.RawQueryResult>, PgQueryError | PgConnectionLost | PgQueryTimeout> =>
     this.run(RAW, sql, params, options, false)
 
   readonly cancel: Effect.Effect<"confirmed" | "unconfirmed"> = Effect.suspend(() => {

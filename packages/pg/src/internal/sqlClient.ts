@@ -13,19 +13,16 @@ import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import type * as Pool from "@scoped-pool/core/Pool"
 import * as Chunk from "effect/Chunk"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type * as PgConnection from "../PgConnection.js"
-import type { PgConnectError, PgConnectionLost, PgQueryError } from "../PgError.js"
-import { PgQueryTimeout } from "../PgError.js"
+import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "../PgError.js"
 
 type Rows = ReadonlyArray<any>
 type Transform = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
 /** @internal */
 export interface Settings {
-  readonly queryTimeoutMillis: number
   readonly prepare: boolean
   readonly streamChunkSize: number
 }
@@ -61,22 +58,12 @@ abstract class Base implements Connection {
   constructor(readonly settings: Settings) {}
 
   protected abstract run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Effect.Effect<A, SqlError>
 
   protected abstract stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Stream.Stream<any, SqlError>
-
-  protected bounded<A>(
-    effect: Effect.Effect<A, PgQueryError | PgConnectionLost>
-  ): Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout> {
-    const millis = this.settings.queryTimeoutMillis
-    return Effect.timeoutFail(effect, {
-      duration: Duration.millis(millis),
-      onTimeout: () => new PgQueryTimeout({ timeoutMillis: millis })
-    })
-  }
 
   private options(sql: string, params: ReadonlyArray<unknown>, rowMode?: "array") {
     // Only statements with parameters are prepared: a parameterless text may hold several statements.
@@ -129,13 +116,13 @@ export class PooledConnection extends Base {
   }
 
   protected run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Effect.Effect<A, SqlError> {
-    return Effect.mapError(this.pool.use((conn) => this.bounded(f(conn))), toSqlError)
+    return Effect.mapError(this.pool.use(f), toSqlError)
   }
 
   protected stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Stream.Stream<any, SqlError> {
     // The cursor owns its lease until the stream's scope closes.
     return Stream.mapError(Stream.unwrapScoped(Effect.map(this.pool.get, f)), toSqlError)
@@ -162,18 +149,18 @@ export class TransactionConnection extends Base {
   )
 
   protected run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Effect.Effect<A, SqlError> {
     // Statements of concurrent child fibers of the transaction run one at a time.
     return Effect.suspend(() =>
       this.streamOpen
         ? this.streamBusy
-        : Effect.mapError(this.mutex.withPermits(1)(this.bounded(f(this.conn))), toSqlError)
+        : Effect.mapError(this.mutex.withPermits(1)(f(this.conn)), toSqlError)
     )
   }
 
   protected stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost>
+    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Stream.Stream<any, SqlError> {
     const open = Effect.acquireRelease(
       Effect.suspend(() => {

@@ -9,10 +9,10 @@ import type * as Effect from "effect/Effect"
 import pg from "pg"
 import type Cursor from "pg-cursor"
 import type * as PgConnection from "../PgConnection.js"
-import { type PgConnectionLost, PgQueryError } from "../PgError.js"
+import { type PgConnectionLost, PgQueryError, type PgQueryTimeout } from "../PgError.js"
 
 /** @internal */
-export type Resume = (effect: Effect.Effect<any, PgQueryError | PgConnectionLost>) => void
+export type Resume = (effect: Effect.Effect<any, PgQueryError | PgConnectionLost | PgQueryTimeout>) => void
 
 /** @internal */
 export const QUERY = 0
@@ -37,6 +37,9 @@ export class Statement {
   cursor: Cursor | undefined = undefined
   /** A cursor fetch (Execute) is in flight: pg-cursor's own state says "idle" too early. */
   fetching = false
+  /** The `queryTimeout` timer, while it runs; set when it fired. */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined
+  timedOut = false
   constructor(readonly kind: 0 | 1 | 2, public resume: Resume | undefined) {}
 }
 
