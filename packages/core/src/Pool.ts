@@ -112,6 +112,7 @@ export const make = <A, E, R>(
       check: options.check,
       reset: options.reset,
       isAlive: options.isAlive,
+      failFast: options.failFast,
       onCreate: options.onCreate === undefined
         ? undefined
         : (a) => Effect.provide(options.onCreate!(a), context) as Effect.Effect<unknown, E>,
@@ -166,6 +167,7 @@ export const make = <A, E, R>(
       Effect.flatMap((leaks) => Effect.forEach(leaks, (entry) => pool.leakWarning(entry), { discard: true }))
     )
     yield* FiberSet.run(background, Effect.forever(Effect.zipRight(backgroundSleep(clock, interval), maintain)))
+    yield* FiberSet.run(background, pool.expireWaiters)
     pool.grow()
     return pool as unknown as Pool<A, E>
   })

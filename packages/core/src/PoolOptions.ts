@@ -63,6 +63,13 @@ export interface Options<A, E, R> {
   readonly isAlive?: ((resource: A) => boolean) | undefined
   /** Runs once after a resource was created; a failure counts as a creation failure. */
   readonly onCreate?: ((resource: A) => Effect.Effect<unknown, E, R>) | undefined
+  /**
+   * Creation errors for which waiting is pointless (a wrong password, an unknown database):
+   * waiters fail with such an error at once instead of waiting for `acquireTimeout`; creation
+   * is still retried in the background, so the pool recovers once the cause is fixed.
+   * Default: none (every error is treated as transient).
+   */
+  readonly failFast?: ((error: E) => boolean) | undefined
   /** Delays between creation attempts after a failure. Default: exponential from 100 ms, ×2, jittered, capped at 10 s. */
   readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
   /** After creation has failed continuously this long, `onReconnectFailed` runs and waiters fail. Default: 5 minutes. */

@@ -69,6 +69,23 @@ describe("Pool refill", () => {
       assert.strictEqual((reported[0] as any)._tag, "CreateError")
     }).pipe(Effect.scoped))
 
+  it.effect("6. failFast errors fail the waiters at once; creation keeps retrying and the pool recovers", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        max: 1,
+        acquireTimeout: "1 minute",
+        retrySchedule: Schedule.spaced("1 second"),
+        failFast: (error) => error._tag === "CreateError"
+      })
+      const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
+      assert.strictEqual(error._tag, "CreateError")
+      resources.failing = false
+      assert.strictEqual(yield* Pool.use(pool, (r) => Effect.succeed(r.id)), 1)
+    }).pipe(Effect.scoped))
+
   it.effect("6. the default retry schedule is exponential, jittered and capped at 10 s", () =>
     Effect.gen(function*() {
       const delays = yield* Schedule.run(

@@ -139,6 +139,9 @@ export const make = (
       leakThreshold: options.leakThreshold,
       retrySchedule: options.retrySchedule,
       isAlive: (conn) => conn.isAlive,
+      // Waiting will not fix these: callers fail at once (creation still retries in the background).
+      failFast: (error) =>
+        error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls",
       check: (conn) => conn.query("SELECT 1", []),
       // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
       reset: (conn) =>
@@ -148,7 +151,7 @@ export const make = (
     })
 
     const settings = {
-      prepare: options.prepare ?? true,
+      prepare: options.prepare ?? false,
       streamChunkSize: 128
     }
     const acquirer = Effect.succeed(new PooledConnection(pool, settings))

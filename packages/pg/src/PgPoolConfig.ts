@@ -70,7 +70,13 @@ export interface PgPoolOptions {
   readonly leakThreshold?: Duration.DurationInput | undefined
   readonly retrySchedule?: PoolOptions.Options<unknown, unknown, never>["retrySchedule"]
 
-  /** Prepare each distinct statement once per connection. Turn off behind PgBouncer in transaction mode. Default: true. */
+  /**
+   * Prepare each distinct parameterised statement once per connection and reuse it. Saves the
+   * server a parse per statement; leave it off behind PgBouncer in transaction mode. After a
+   * schema change alters a prepared statement's result columns, its next run fails once per
+   * connection with SQLSTATE 0A000 and that connection is retired. Default: false (as
+   * `@effect/sql-pg`).
+   */
   readonly prepare?: boolean | undefined
   /** As `@effect/sql-pg`: name transforms, JSON transforms, span attributes. */
   readonly transformResultNames?: ((str: string) => string) | undefined

@@ -4,6 +4,7 @@
  *
  * @internal
  */
+import type * as FiberId from "effect/FiberId"
 import type * as Scope from "effect/Scope"
 
 /** @internal */
@@ -15,8 +16,8 @@ export class Entry<A> {
   uses = 0
   lastUsedAt: number
   leasedAt = 0
-  /** The holding fiber's id, while leased. */
-  holder: string | undefined = undefined
+  /** The holding fiber's id, while leased (formatted only when reported: formatting costs). */
+  holder: FiberId.FiberId | undefined = undefined
   /** Where the lease was taken (only with leak detection on). */
   site: string | undefined = undefined
   leakReported = false

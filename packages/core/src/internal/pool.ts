@@ -38,6 +38,7 @@ export interface Hooks<A, E> {
   readonly isAlive: ((a: A) => boolean) | undefined
   readonly onCreate: ((a: A) => Effect.Effect<unknown, E>) | undefined
   readonly onReconnectFailed: ((e: E) => Effect.Effect<unknown>) | undefined
+  readonly failFast: ((e: E) => boolean) | undefined
 }
 
 /** @internal */
@@ -198,7 +199,7 @@ export class PoolImpl<A, E> implements Pipeable {
   private lease(entry: Entry<A>, fiber: Fiber.RuntimeFiber<any, any> | undefined, now: number): void {
     entry.state = "leased"
     entry.leasedAt = now
-    entry.holder = fiber === undefined ? undefined : FiberId.threadName(fiber.id())
+    entry.holder = fiber === undefined ? undefined : fiber.id()
     if (this.options.leakThreshold !== undefined && fiber !== undefined) {
       entry.site = acquisitionSite(fiber)
       entry.leakReported = false
@@ -227,14 +228,11 @@ export class PoolImpl<A, E> implements Pipeable {
     const waiter = new Waiter<A, E | PoolError.PoolError>(now, fiber)
     this.waiters.push(waiter)
     this.grow()
+    this.wakeExpirer?.()
     return Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {
       if (waiter.result !== undefined) resume(waiter.result)
       else waiter.resume = resume
     }).pipe(
-      Effect.timeoutFail({
-        duration: Duration.millis(this.options.acquireTimeout),
-        onTimeout: () => this.timeoutError(waiter)
-      }),
       Effect.interruptible,
       Effect.onExit((exit) => this.waitEnded(waiter, exit))
     )
@@ -256,6 +254,33 @@ export class PoolImpl<A, E> implements Pipeable {
       }
     })
   }
+
+  /**
+   * Fails waiters with `PoolTimeout` at their deadline. Waiters queue in arrival order and all
+   * wait `acquireTimeout`, so deadlines follow queue order: one fiber sleeping until the oldest
+   * waiter's deadline serves them all, instead of a timer (and a race) per waiter.
+   */
+  readonly expireWaiters: Effect.Effect<never> = Effect.suspend(() => {
+    const head = this.waiters.peek()
+    if (head === undefined) {
+      // Nothing waits: sleep until a waiter arrives.
+      return Effect.async<void>((resume) => {
+        this.wakeExpirer = () => {
+          this.wakeExpirer = undefined
+          resume(Effect.void)
+        }
+        return Effect.sync(() => {
+          this.wakeExpirer = undefined
+        })
+      })
+    }
+    const remaining = head.since + this.options.acquireTimeout - this.now()
+    if (remaining > 0) return this.rt.clock.sleep(Duration.millis(remaining))
+    if (this.waiters.leave(head)) this.settle(head, Effect.fail(this.timeoutError(head)))
+    return Effect.void
+  }).pipe(Effect.forever)
+
+  private wakeExpirer: (() => void) | undefined = undefined
 
   private timeoutError(waiter: Waiter<A, E | PoolError.PoolError>): PoolError.PoolTimeout {
     this.timeouts++
@@ -279,7 +304,7 @@ export class PoolImpl<A, E> implements Pipeable {
     const out: Array<PoolError.Holder> = []
     for (const entry of this.live) {
       if (entry.state === "leased") {
-        out.push({ fiber: entry.holder ?? "unknown", heldMillis: now - entry.leasedAt, site: entry.site })
+        out.push({ fiber: holderName(entry), heldMillis: now - entry.leasedAt, site: entry.site })
       }
     }
     return out.sort((a, b) => b.heldMillis - a.heldMillis).slice(0, 10)
@@ -422,6 +447,9 @@ export class PoolImpl<A, E> implements Pipeable {
       const log = Effect.logWarning("creating a resource failed; retrying with backoff").pipe(
         Effect.annotateLogs({ pool: this.name, error: String(error instanceof Error ? error.message : error) })
       )
+      if (this.hooks.failFast?.(error) === true) {
+        for (const waiter of this.waiters.takeAll()) this.settle(waiter, Effect.fail(error))
+      }
       if (now - this.failingSince < this.options.reconnectTimeout) return log
       // Failing for reconnectTimeout: waiters fail with the creation error instead of waiting on.
       this.failingSince = now
@@ -562,7 +590,9 @@ export class PoolImpl<A, E> implements Pipeable {
 
   leakWarning(entry: Entry<A>): Effect.Effect<void> {
     return Effect.logWarning(
-      `resource #${entry.id} leased for over ${this.options.leakThreshold} ms by fiber ${entry.holder} at ${entry.site}; ` +
+      `resource #${entry.id} leased for over ${this.options.leakThreshold} ms by fiber ${
+        holderName(entry)
+      } at ${entry.site}; ` +
         "is it returned? (Pool.get holds it until its scope closes)"
     ).pipe(Effect.annotateLogs({ pool: this.name, resource: entry.id }))
   }
@@ -620,3 +650,6 @@ export class PoolImpl<A, E> implements Pipeable {
     return new PoolError.LeaseRevoked({ pool: this.name, closeTimeoutMillis: this.options.closeTimeout, cause })
   }
 }
+
+const holderName = (entry: Entry<unknown>): string =>
+  entry.holder === undefined ? "unknown" : FiberId.threadName(entry.holder)

@@ -61,6 +61,16 @@ export class WaiterQueue<A, E> {
     return undefined
   }
 
+  /** The oldest waiter still waiting, left in the queue. */
+  peek(): Waiter<A, E> | undefined {
+    while (this.head < this.items.length) {
+      const waiter = this.items[this.head]!
+      if (!waiter.settled) return waiter
+      this.items[this.head++] = undefined
+    }
+    return undefined
+  }
+
   /** Settles and returns every waiter still waiting, oldest first. */
   takeAll(): Array<Waiter<A, E>> {
     const out: Array<Waiter<A, E>> = []

@@ -11,7 +11,7 @@
  */
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
-import type * as Pool from "@scoped-pool/core/Pool"
+import * as Pool from "@scoped-pool/core/Pool"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -46,6 +46,9 @@ const nameFor = (sql: string): string | undefined => {
   }
   return name
 }
+
+const isStalePlan = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && (error as { code?: unknown }).code === "0A000"
 
 const rowsOf = (results: ReadonlyArray<PgConnection.RawQueryResult>): Rows =>
   results.length === 1 ? results[0]!.rows : results.map((r) => r.rows)
@@ -118,7 +121,15 @@ export class PooledConnection extends Base {
   protected run<A>(
     f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Effect.Effect<A, SqlError> {
-    return Effect.mapError(this.pool.use(f), toSqlError)
+    if (!this.settings.prepare) return Effect.mapError(this.pool.use(f), toSqlError)
+    // A schema change can invalidate a prepared statement's result type (0A000): retire that
+    // connection, so that the failure happens at most once per connection.
+    return Effect.mapError(
+      this.pool.use((conn) =>
+        Effect.tapError(f(conn), (error) => isStalePlan(error) ? Pool.invalidate(this.pool, conn) : Effect.void)
+      ),
+      toSqlError
+    )
   }
 
   protected stream(

@@ -1,0 +1,536 @@
+/**
+ * Property test of the pool's state machine: random programs of get, use, release,
+ * invalidate, kill (isAlive), interrupt, clock moves (acquireTimeout, idleTimeout, maxLifetime,
+ * retries, reconnectTimeout, closeTimeout), creation failures, resize, drain and close — close
+ * sometimes in the middle, after which every command must fail fast with `PoolClosed` — all
+ * under the TestClock, with invariants checked after every step and at the end:
+ *
+ * 1. never more resources alive than `max` (after a resize down: the excess only shrinks);
+ * 2. no resource leased to two holders at once, and none leased once released, invalidated or dead;
+ * 3. by the end, every resource created was released exactly once;
+ * 4. no waiter still pending once close has begun, and no fiber left pending after close;
+ * 5. FIFO: while a queued waiter is still waiting (it has neither got a lease nor given up),
+ *    no waiter that came after it gets a lease;
+ * 6. no waiter waits longer than `acquireTimeout`, nor times out sooner; the pool's stats
+ *    agree with what the holders see.
+ *
+ * Runs `POOL_PROP_RUNS` programs (default 1,000, as in CI). The long run, 10,000 programs:
+ *
+ *   POOL_PROP_RUNS=10000 pnpm vitest run packages/core/test/Pool.prop.test.ts
+ *
+ * A failure prints fast-check's seed and path; replay it with
+ * `POOL_PROP_SEED=<seed> POOL_PROP_PATH=<path> pnpm vitest run packages/core/test/Pool.prop.test.ts`.
+ * (Setting `TEST_DATABASE_URL` to any value skips the PostgreSQL the global setup starts; this
+ * file does not use it.)
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FastCheck from "effect/FastCheck"
+import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import * as Pool from "../src/Pool.js"
+import { CreateError, makeTestResource, type Resource } from "./utils/TestResource.js"
+
+const runs = Number(process.env.POOL_PROP_RUNS ?? 1000)
+const seed = process.env.POOL_PROP_SEED === undefined ? undefined : Number(process.env.POOL_PROP_SEED)
+const path = process.env.POOL_PROP_PATH
+
+// ---------------------------------------------------------------------------------------
+// Programs
+
+interface Config {
+  readonly min: number
+  readonly max: number
+  readonly acquireTimeout: number
+  readonly idleTimeout: number
+  readonly maxLifetime: number
+  readonly maxWaiting: number
+  readonly closeTimeout: number
+  readonly reconnectTimeout: number
+  readonly retryMillis: number
+  /** At the end, let closeTimeout pass before the holders return (revokes their leases). */
+  readonly revokeAtEnd: boolean
+}
+
+type Command =
+  | { readonly _tag: "Get"; readonly via: "get" | "use" }
+  | { readonly _tag: "Release"; readonly pick: number }
+  | { readonly _tag: "Invalidate"; readonly pick: number }
+  | { readonly _tag: "Kill"; readonly pick: number }
+  | { readonly _tag: "Interrupt"; readonly pick: number }
+  /** Releases a lease and interrupts the oldest waiter within a few scheduler hops: a hand-off race. */
+  | { readonly _tag: "Race"; readonly pick: number; readonly hops: number; readonly interruptFirst: boolean }
+  | { readonly _tag: "Advance"; readonly millis: number }
+  | { readonly _tag: "Failing"; readonly on: boolean }
+  /** The next `attempts` creation attempts fail: a short outage that ends by itself. */
+  | { readonly _tag: "Outage"; readonly attempts: number }
+  | { readonly _tag: "Resize"; readonly min: number; readonly max: number }
+  | { readonly _tag: "Drain" }
+  | { readonly _tag: "Close" }
+
+// Small pools, mostly of 1 or 2, so that waiters queue up.
+const sizes = FastCheck.oneof(FastCheck.integer({ min: 1, max: 2 }), FastCheck.integer({ min: 1, max: 4 })).chain((
+  max
+) => FastCheck.integer({ min: 0, max }).map((min) => ({ min, max })))
+
+const configArb: FastCheck.Arbitrary<Config> = FastCheck.record({
+  sizes,
+  acquireTimeout: FastCheck.oneof(
+    FastCheck.integer({ min: 2, max: 30 }).map((n) => n * 10),
+    FastCheck.integer({ min: 1, max: 5 }).map((n) => n * 1000)
+  ),
+  // Short enough to fire within a program, or so long that maintenance never runs in it.
+  idleTimeout: FastCheck.oneof(FastCheck.integer({ min: 5, max: 100 }).map((n) => n * 10), FastCheck.constant(600_000)),
+  maxLifetime: FastCheck.oneof(
+    FastCheck.integer({ min: 10, max: 200 }).map((n) => n * 10),
+    FastCheck.constant(1_800_000)
+  ),
+  maxWaiting: FastCheck.oneof(FastCheck.integer({ min: 1, max: 6 }), FastCheck.constant(10_000)),
+  closeTimeout: FastCheck.integer({ min: 0, max: 20 }).map((n) => n * 10),
+  reconnectTimeout: FastCheck.integer({ min: 5, max: 50 }).map((n) => n * 10),
+  retryMillis: FastCheck.integer({ min: 5, max: 100 }),
+  revokeAtEnd: FastCheck.boolean()
+}).map(({ sizes, ...rest }) => ({ ...sizes, ...rest }))
+
+const pick = FastCheck.nat({ max: 1000 })
+
+const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
+  {
+    weight: 10,
+    arbitrary: FastCheck.constantFrom("get" as const, "use" as const).map((via) => ({ _tag: "Get", via }))
+  },
+  { weight: 5, arbitrary: pick.map((pick) => ({ _tag: "Release", pick })) },
+  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Invalidate", pick })) },
+  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Kill", pick })) },
+  { weight: 2, arbitrary: pick.map((pick) => ({ _tag: "Interrupt", pick })) },
+  {
+    weight: 2,
+    arbitrary: FastCheck.record({
+      pick,
+      hops: FastCheck.integer({ min: 0, max: 6 }),
+      interruptFirst: FastCheck.boolean()
+    })
+      .map((race) => ({ _tag: "Race", ...race }))
+  },
+  {
+    weight: 4,
+    arbitrary: FastCheck.oneof(FastCheck.integer({ min: 0, max: 60 }), FastCheck.integer({ min: 60, max: 600 }))
+      .map((millis) => ({ _tag: "Advance", millis }))
+  },
+  { weight: 2, arbitrary: FastCheck.boolean().map((on) => ({ _tag: "Failing", on })) },
+  { weight: 2, arbitrary: FastCheck.integer({ min: 1, max: 3 }).map((attempts) => ({ _tag: "Outage", attempts })) },
+  { weight: 1, arbitrary: sizes.map(({ max, min }) => ({ _tag: "Resize", min, max })) },
+  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Drain" }) },
+  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Close" }) }
+)
+
+const programArb = {
+  config: configArb,
+  commands: FastCheck.array(commandArb, { minLength: 1, maxLength: 40, size: "max" })
+}
+
+// ---------------------------------------------------------------------------------------
+// Interpreter
+
+interface Client {
+  readonly seq: number
+  readonly via: "get" | "use"
+  /** TestClock time the request was made. */
+  readonly since: number
+  readonly release: Deferred.Deferred<void>
+  /** Close had begun when the request was made. */
+  readonly afterClose: boolean
+  fiber: Fiber.RuntimeFiber<void> | undefined
+  status: "waiting" | "holding" | "returning" | "done"
+  /** Still waiting once the request had settled: it was put in the queue. */
+  queued: boolean
+  resource: Resource | undefined
+  /** Event number of the lease. */
+  leasedAt: number | undefined
+  /** Event number of the end of a request that got no lease. */
+  endedAt: number | undefined
+  outcome: string | undefined
+}
+
+// Forked fibers, the pool's background fibers and TestClock wake-ups progress only when the
+// test fiber yields; a hand-off takes a few scheduler hops.
+const settle = Effect.forEach(Array.from({ length: 24 }), () => Effect.yieldNow(), { discard: true })
+
+const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
+  if (Exit.isSuccess(exit)) return "returned"
+  if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const failure = Cause.failureOption(exit.cause)
+  if (failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null) {
+    return String((failure.value as { _tag?: unknown })._tag)
+  }
+  return `defect: ${Cause.pretty(exit.cause)}`
+}
+
+/**
+ * The checks that known pool bugs break (see the end of the file); `strict` turns them on.
+ * Without it: no check that a request never waits while the pool has room (bug 1), and after
+ * a resize down a creation already under way may still land beyond `max` as an idle resource (bug 2).
+ */
+interface Checks {
+  readonly strict: boolean
+}
+
+const program = (config: Config, commands: ReadonlyArray<Command>, checks: Checks) =>
+  Effect.gen(function*() {
+    const resources = makeTestResource()
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const violations: Array<string> = []
+    const clients: Array<Client> = []
+    const holders = new Map<number, Client>()
+    const invalidated = new Set<number>()
+    const dead = new Set<number>()
+    const closers: Array<Fiber.RuntimeFiber<void>> = []
+    let closing = false
+    let event = 0
+    let outage = 0
+    let max = config.max
+    // Upper bound on live resources: `max`, or after a resize down the excess, which may only shrink.
+    let cap = config.max
+
+    const scope = yield* Scope.make()
+    const pool = yield* Pool.make({
+      name: "prop",
+      acquire: Effect.suspend(() =>
+        outage > 0 ? Effect.fail(new CreateError({ attempt: -outage-- })) : resources.acquire
+      ),
+      min: config.min,
+      max: config.max,
+      acquireTimeout: Duration.millis(config.acquireTimeout),
+      maxWaiting: config.maxWaiting,
+      idleTimeout: Duration.millis(config.idleTimeout),
+      maxLifetime: Duration.millis(config.maxLifetime),
+      lifetimeJitter: 0,
+      isAlive: (r) => !r.dead,
+      retrySchedule: Schedule.spaced(Duration.millis(config.retryMillis)),
+      reconnectTimeout: Duration.millis(config.reconnectTimeout),
+      closeTimeout: Duration.millis(config.closeTimeout)
+    }).pipe(Scope.extend(scope))
+
+    const onLease = (client: Client, resource: Resource) => {
+      client.leasedAt = ++event
+      client.status = "holding"
+      client.resource = resource
+      const other = holders.get(resource.id)
+      if (other !== undefined) {
+        violations.push(`resource #${resource.id} leased to client ${client.seq} while client ${other.seq} holds it`)
+      }
+      if (!resources.alive.has(resource.id)) {
+        violations.push(`client ${client.seq} leased resource #${resource.id}, already released`)
+      }
+      if (invalidated.has(resource.id)) {
+        violations.push(`client ${client.seq} leased resource #${resource.id}, invalidated`)
+      }
+      if (dead.has(resource.id)) violations.push(`client ${client.seq} leased resource #${resource.id}, dead`)
+      if (closing) violations.push(`client ${client.seq} leased resource #${resource.id} after close began`)
+      holders.set(resource.id, client)
+    }
+
+    const onReturn = (client: Client, resource: Resource) => {
+      client.status = "returning"
+      if (holders.get(resource.id) === client) holders.delete(resource.id)
+    }
+
+    const onEnd = (client: Client, exit: Exit.Exit<unknown, unknown>) => {
+      client.status = "done"
+      client.outcome = outcomeOf(exit)
+      if (client.leasedAt === undefined) client.endedAt = ++event
+      if (client.outcome.startsWith("defect")) violations.push(`client ${client.seq}: ${client.outcome}`)
+      if (client.outcome === "PoolTimeout" && now() - client.since < config.acquireTimeout) {
+        violations.push(`client ${client.seq} timed out after ${now() - client.since} ms < acquireTimeout`)
+      }
+      if (client.afterClose && client.outcome !== "PoolClosed") {
+        violations.push(`client ${client.seq} asked after close and ended with ${client.outcome}, not PoolClosed`)
+      }
+    }
+
+    const request = (via: "get" | "use") =>
+      Effect.gen(function*() {
+        const client: Client = {
+          seq: clients.length,
+          via,
+          since: now(),
+          release: yield* Deferred.make<void>(),
+          afterClose: closing,
+          fiber: undefined,
+          status: "waiting",
+          queued: false,
+          resource: undefined,
+          leasedAt: undefined,
+          endedAt: undefined,
+          outcome: undefined
+        }
+        clients.push(client)
+        const hold = (resource: Resource) =>
+          Effect.suspend(() => {
+            onLease(client, resource)
+            return Deferred.await(client.release)
+          }).pipe(Effect.ensuring(Effect.sync(() => onReturn(client, resource))))
+        const lease = via === "get" ? Effect.scoped(Effect.flatMap(Pool.get(pool), hold)) : Pool.use(pool, hold)
+        client.fiber = yield* Effect.fork(
+          lease.pipe(Effect.onExit((exit) => Effect.sync(() => onEnd(client, exit))), Effect.exit, Effect.asVoid)
+        )
+        yield* settle
+        client.queued = client.status === "waiting"
+        if (client.afterClose && client.status !== "done") {
+          violations.push(`client ${client.seq} asked after close and did not fail at once`)
+        }
+      })
+
+    const stats = Pool.stats(pool)
+
+    const check = (step: string) =>
+      Effect.gen(function*() {
+        const s = yield* stats
+        const alive = resources.alive.size
+        cap = Math.max(max, Math.min(cap, alive + s.pending))
+        if (alive > cap) violations.push(`${alive} resources alive, max ${max} (bound ${cap})`)
+        for (const client of clients) {
+          if (client.status !== "waiting") continue
+          if (closing) violations.push(`client ${client.seq} still waiting after close began`)
+          if (now() - client.since >= config.acquireTimeout) {
+            violations.push(`client ${client.seq} still waiting after ${now() - client.since} ms (acquireTimeout)`)
+          }
+        }
+        if (!closing) {
+          const waiting = clients.filter((c) => c.status === "waiting").length
+          if (s.waiting !== waiting) violations.push(`stats.waiting ${s.waiting}, clients waiting ${waiting}`)
+          if (s.inUse !== holders.size) violations.push(`stats.inUse ${s.inUse}, holders ${holders.size}`)
+          if (s.size !== alive) violations.push(`stats.size ${s.size}, resources alive ${alive}`)
+          if (s.idle + s.inUse !== s.size) violations.push(`stats idle ${s.idle} + inUse ${s.inUse} != size ${s.size}`)
+          if (checks.strict && waiting > 0 && s.pending === 0 && s.size < max) {
+            violations.push(`${waiting} waiting while the pool has room (size ${s.size}/${max}) and creates nothing`)
+          }
+        }
+        if (violations.length > 0) {
+          return yield* Effect.dieMessage(`after ${step}:\n  ${violations.join("\n  ")}`)
+        }
+      })
+
+    const choose = <A>(items: ReadonlyArray<A>, n: number): A | undefined =>
+      items.length === 0 ? undefined : items[n % items.length]
+
+    const startClose = Effect.gen(function*() {
+      closers.push(yield* Effect.fork(Pool.close(pool)))
+      yield* settle
+      closing = true
+    })
+
+    const run = (command: Command): Effect.Effect<void> => {
+      switch (command._tag) {
+        case "Get":
+          return request(command.via)
+        case "Release": {
+          const client = choose(clients.filter((c) => c.status === "holding"), command.pick)
+          return client === undefined ? Effect.void : Deferred.succeed(client.release, void 0)
+        }
+        case "Invalidate": {
+          const client = choose(clients.filter((c) => c.status === "holding"), command.pick)
+          if (client === undefined) return Effect.void
+          invalidated.add(client.resource!.id)
+          return Pool.invalidate(pool, client.resource!)
+        }
+        case "Kill": {
+          const id = choose([...resources.alive].sort((a, b) => a - b), command.pick)
+          if (id === undefined) return Effect.void
+          return Effect.sync(() => {
+            dead.add(id)
+            resources.byId.get(id)!.dead = true
+          })
+        }
+        case "Interrupt": {
+          const client = choose(clients.filter((c) => c.status !== "done"), command.pick)
+          return client === undefined ? Effect.void : Fiber.interruptFork(client.fiber!)
+        }
+        case "Race": {
+          const holder = choose(clients.filter((c) => c.status === "holding"), command.pick)
+          const waiter = clients.find((c) => c.status === "waiting")
+          if (holder === undefined || waiter === undefined) return Effect.void
+          const release = Deferred.succeed(holder.release, void 0)
+          const interrupt = Fiber.interruptFork(waiter.fiber!)
+          const hops = Effect.forEach(Array.from({ length: command.hops }), () => Effect.yieldNow(), { discard: true })
+          return command.interruptFirst
+            ? Effect.zipRight(interrupt, Effect.zipRight(hops, release))
+            : Effect.zipRight(release, Effect.zipRight(hops, interrupt))
+        }
+        case "Advance":
+          return TestClock.adjust(Duration.millis(command.millis))
+        case "Failing":
+          return Effect.sync(() => {
+            resources.failing = command.on
+          })
+        case "Outage":
+          return Effect.sync(() => {
+            outage = command.attempts
+          })
+        case "Resize":
+          return Effect.gen(function*() {
+            const before = yield* stats
+            yield* Pool.resize(pool, { min: command.min, max: command.max }).pipe(Effect.orDie)
+            if (!before.closed) {
+              // Idle resources beyond the new max go at once; leased ones may stay until returned, and
+              // a creation under way may still hand its resource to a waiter.
+              const excess = checks.strict
+                ? Math.max(command.max, before.inUse + before.pending)
+                : Math.max(command.max, before.inUse) + before.pending
+              cap = Math.max(command.max, Math.min(Math.max(cap, max), excess))
+              max = command.max
+            }
+          })
+        case "Drain":
+          return Effect.zipRight(
+            Effect.sync(() => resources.alive.forEach((id) => invalidated.add(id))),
+            Pool.drain(pool)
+          )
+        case "Close":
+          return startClose
+      }
+    }
+
+    yield* settle
+    yield* check("open")
+    for (let i = 0; i < commands.length; i++) {
+      yield* run(commands[i]!)
+      yield* settle
+      yield* check(`step ${i} ${JSON.stringify(commands[i])}`)
+    }
+
+    // The end: close, let every holder return, and account for every resource and fiber.
+    if (closers.length === 0) yield* startClose
+    yield* check("close")
+    if (config.revokeAtEnd) {
+      yield* TestClock.adjust(Duration.millis(config.closeTimeout + 1))
+      yield* settle
+      for (const closer of closers) {
+        if (closer.unsafePoll() === null) violations.push("close still pending after closeTimeout")
+      }
+    }
+    for (const client of clients) yield* Deferred.succeed(client.release, void 0)
+    yield* settle
+    for (const closer of closers) {
+      if (closer.unsafePoll() === null) violations.push("close still pending once every lease was returned")
+    }
+    for (const client of clients) {
+      if (client.fiber!.unsafePoll() === null) violations.push(`client ${client.seq} still pending after close`)
+    }
+    yield* check("every lease returned")
+    yield* Scope.close(scope, Exit.void)
+
+    if (resources.alive.size > 0) violations.push(`resources never released: ${[...resources.alive].join(", ")}`)
+    for (let id = 1; id <= resources.counts.created; id++) {
+      const n = resources.releases.get(id) ?? 0
+      if (n !== 1) violations.push(`resource #${id} released ${n} times`)
+    }
+    const final = yield* stats
+    if (final.size !== 0 || final.inUse !== 0 || final.idle !== 0 || final.waiting !== 0 || !final.closed) {
+      violations.push(`stats after close: ${JSON.stringify(final)}`)
+    }
+
+    // FIFO: while a queued client waits, nobody who asked after it gets a lease.
+    for (const first of clients) {
+      if (!first.queued) continue
+      const waitedUntil = first.leasedAt ?? first.endedAt ?? Number.POSITIVE_INFINITY
+      for (const later of clients) {
+        if (later.seq <= first.seq || later.leasedAt === undefined || later.leasedAt >= waitedUntil) continue
+        violations.push(
+          `client ${later.seq} got a lease (event ${later.leasedAt}) while client ${first.seq}, queued before it, ` +
+            `was still waiting (until event ${waitedUntil}, ${first.outcome})`
+        )
+      }
+    }
+    if (violations.length > 0) return yield* Effect.dieMessage(`at the end:\n  ${violations.join("\n  ")}`)
+  }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+
+const parameters = { numRuns: runs, ...(seed === undefined ? {} : { seed }), ...(path === undefined ? {} : { path }) }
+const timeout = Math.max(60_000, runs * 150)
+
+describe("Pool properties", () => {
+  it.effect.prop(
+    "random programs keep the pool's invariants",
+    programArb,
+    ({ commands, config }) => program(config, commands, { strict: false }),
+    { timeout, fastCheck: parameters }
+  )
+
+  // KNOWN POOL BUGS 1 and 2 (below): this property and the two cases after it fail until they
+  // are fixed. Then drop `strict: false` above, keep one property, and keep the two cases.
+  it.effect.prop(
+    "random programs keep the pool's invariants, strictly (fails: known pool bugs 1 and 2)",
+    programArb,
+    ({ commands, config }) => program(config, commands, { strict: true }),
+    { timeout, fastCheck: parameters }
+  )
+})
+
+describe("Pool properties: minimal cases of known bugs", () => {
+  // BUG 1. While creation fails, `grow` starts one attempt at a time; when an attempt succeeds,
+  // `created_` hands the resource to the first waiter but never calls `grow` again, so the other
+  // waiters wait — although the pool has room — until the next maintenance pass (every 30 s with
+  // the default idleTimeout/maxLifetime) or time out with PoolTimeout.
+  it.effect("bug 1: after creation recovers, every waiter gets a resource while the pool has room", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        max: 2,
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      const first = yield* Effect.fork(Effect.scoped(Effect.zipRight(Pool.get(pool), Effect.never)))
+      yield* settle
+      const second = yield* Effect.fork(Effect.scoped(Effect.zipRight(Pool.get(pool), Effect.never)))
+      yield* settle
+      resources.failing = false
+      yield* TestClock.adjust("100 millis") // the retried attempt succeeds: the first waiter is served
+      yield* settle
+      const stats = yield* Pool.stats(pool)
+      yield* Fiber.interruptAll([first, second])
+      // fails today with { size: 1, pending: 0, waiting: 1 }
+      assert.deepStrictEqual(
+        { size: stats.size, pending: stats.pending, waiting: stats.waiting },
+        { size: 2, pending: 0, waiting: 0 }
+      )
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+
+  // BUG 2. A creation that failed is retried after the schedule's delay without checking again
+  // that it is still needed and within `max` (`stillNeeded` runs only when the attempt fails), so
+  // after a resize down the retried attempt creates a resource beyond the new `max`, which then
+  // stays idle (it is only retired on return or by idleTimeout).
+  it.effect("bug 2: a creation retried after a resize down does not exceed the new max", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        min: 1,
+        max: 2,
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      yield* Pool.waitReady(pool, "1 second")
+      resources.failing = true
+      yield* Pool.resize(pool, { min: 2, max: 2 }) // the second creation fails; retried in 100 ms
+      yield* settle
+      yield* Pool.resize(pool, { min: 0, max: 1 })
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      const stats = yield* Pool.stats(pool)
+      // fails today with { size: 2, max: 1, alive: 2 }, both idle
+      assert.deepStrictEqual(
+        { size: stats.size, max: stats.max, alive: resources.alive.size },
+        { size: 1, max: 1, alive: 1 }
+      )
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+})
