@@ -56,7 +56,7 @@ const connectAdvice: Record<PgConnectErrorReason, string> = {
 }
 
 // Anything that looks like credentials in a URL is cut out of text taken from causes.
-const redactUrls = (text: string): string => text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, "$1***@")
+const redactUrls = (text: string): string => text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/]*@/gi, "$1***@")
 
 const causeText = (cause: unknown): string | undefined => {
   if (cause instanceof Error && cause.message.length > 0) return redactUrls(cause.message)

@@ -128,7 +128,7 @@ export const safetyNetFor = (queryTimeoutMillis: number): number =>
  * @since 0.1.0
  * @category getters
  */
-export const maskUrl = (url: string): string => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, "$1***@")
+export const maskUrl = (url: string): string => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^/]*@/i, "$1***@")
 
 const sslFromMode = (mode: string | null): boolean | Tls.ConnectionOptions | undefined => {
   switch (mode) {

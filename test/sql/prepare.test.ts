@@ -1,0 +1,44 @@
+import { SqlClient } from "@effect/sql"
+import { SqlError } from "@effect/sql/SqlError"
+import { assert, describe, layer } from "@effect/vitest"
+import { PgPool } from "@scoped-pool/pg"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { testDb } from "../support/TestDb.js"
+
+const { applicationName, url } = testDb(import.meta.url)
+
+describe("prepare: true", () => {
+  layer(PgPool.layer({ url: Redacted.make(url), applicationName, max: 1, prepare: true }), {
+    excludeTestServices: true
+  })((it) => {
+    it.effect("statements are prepared once per connection and reused", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        for (let i = 0; i < 3; i++) yield* sql`SELECT ${i}::int AS prepared_probe`
+        const [row] = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE '%prepared_probe%'`
+        assert.strictEqual(row!.n, 1)
+      }))
+
+    it.effect("a schema change that alters a prepared result fails once (0A000), then the connection is replaced", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const pg = yield* PgPool.PgPool
+        yield* sql`CREATE TABLE IF NOT EXISTS prepared_t (id int PRIMARY KEY, name text)`
+        yield* sql`INSERT INTO prepared_t VALUES (1, 'one') ON CONFLICT DO NOTHING`
+        yield* sql`SELECT * FROM prepared_t WHERE id = ${1}`
+        yield* sql`ALTER TABLE prepared_t ADD COLUMN extra int`
+        const error = yield* Effect.flip(sql`SELECT * FROM prepared_t WHERE id = ${1}`)
+        assert.instanceOf(error, SqlError)
+        assert.strictEqual((error.cause as { code?: string }).code, "0A000")
+        assert.deepStrictEqual(yield* sql`SELECT * FROM prepared_t WHERE id = ${1}`, [{
+          id: 1,
+          name: "one",
+          extra: null
+        }])
+        assert.strictEqual((yield* pg.stats).retired.invalidated, 1)
+        yield* sql`DROP TABLE prepared_t`
+      }))
+  })
+})
