@@ -17,9 +17,13 @@ export interface Child {
 
 /** Starts `test/fixtures/<name>` with extra environment variables; killed when the scope closes. */
 export const spawnFixture = (name: string, env: Record<string, string>) =>
+  spawnFile(Path.join("test", "fixtures", name), env)
+
+/** Starts a TypeScript file (path relative to the repository root); killed when the scope closes. */
+export const spawnFile = (file: string, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
-      const child = spawn(process.execPath, ["--import", "tsx", Path.join(root, "test", "fixtures", name)], {
+      const child = spawn(process.execPath, ["--import", "tsx", Path.join(root, file)], {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"]

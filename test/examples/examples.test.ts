@@ -1,0 +1,71 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { eventuallyActive, eventuallyNoBackends } from "../support/backends.js"
+import { spawnFile } from "../support/child.js"
+import { freePort } from "../support/PgServer.js"
+import { testDb } from "../support/TestDb.js"
+
+const { applicationName, url } = testDb(import.meta.url)
+
+/** Waits (bounded, wall clock) until the child printed `text`: its output is an external system. */
+const printed = (output: () => string, text: string, withinMillis: number) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + withinMillis
+    while (!output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    return output().includes(text)
+  })
+
+describe("examples", () => {
+  it.live("script.ts: runs its statements in Effect.scoped and closes the pool", () =>
+    Effect.gen(function*() {
+      const app = `${applicationName}-script`
+      const child = yield* spawnFile("examples/script.ts", { DATABASE_URL: url, PGAPPNAME: app })
+      const exit = yield* Effect.promise(() => child.exited)
+      assert.strictEqual(exit.code, 0, child.output())
+      assert.match(child.output(), /leased backend pid \d+/)
+      assert.include(child.output(), "done: pool closed")
+      yield* eventuallyNoBackends(url, app, { within: "1 second" })
+    }).pipe(Effect.scoped))
+
+  it.live("worker-threads.ts: one pool per worker, connections bounded by workers × max", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnFile("examples/worker-threads.ts", { DATABASE_URL: url, WORKERS: "2" })
+      const exit = yield* Effect.promise(() => child.exited)
+      const output = child.output()
+      assert.strictEqual(exit.code, 0, output)
+      const reports = output.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      assert.strictEqual(reports.length, 2)
+      for (const report of reports) {
+        assert.strictEqual(report.statements, 20)
+        assert.isAtMost(report.backends, 2)
+        assert.isAtMost(report.poolSize, 2)
+      }
+      assert.include(output, "at most 2 × 2")
+    }).pipe(Effect.scoped))
+
+  it.live("http-server.ts: serves, and on SIGTERM finishes the in-flight request before the pool closes", () =>
+    Effect.gen(function*() {
+      const app = `${applicationName}-http`
+      const port = yield* Effect.promise(() => freePort())
+      const child = yield* spawnFile("examples/http-server.ts", {
+        DATABASE_URL: url,
+        PGAPPNAME: app,
+        PORT: String(port),
+        SHUTDOWN_DEADLINE: "3000"
+      })
+      assert.isTrue(yield* printed(child.output, "Listening on", 15_000), child.output())
+      const now = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/now`).then((r) => r.json()))
+      assert.isString(now.now)
+      const slow = fetch(`http://127.0.0.1:${port}/slow?seconds=1`).then(async (r) => ({
+        status: r.status,
+        body: await r.json()
+      }))
+      yield* eventuallyActive(url, app, { count: 1, queryLike: "SELECT pg_sleep%", within: "5 seconds" })
+      child.process.kill("SIGTERM")
+      const response = yield* Effect.promise(() => slow)
+      assert.deepStrictEqual(response, { status: 200, body: { slept: 1 } })
+      const exit = yield* Effect.promise(() => child.exited)
+      assert.strictEqual(exit.code, 0, child.output())
+      yield* eventuallyNoBackends(url, app, { within: "1 second" })
+    }).pipe(Effect.scoped))
+})
