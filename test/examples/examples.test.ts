@@ -54,7 +54,9 @@ describe("examples", () => {
         SHUTDOWN_DEADLINE: "3000"
       })
       assert.isTrue(yield* printed(child.output, "Listening on", 15_000), child.output())
-      const now = yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/now`).then((r) => r.json()))
+      const now = yield* Effect.promise(() =>
+        fetch(`http://127.0.0.1:${port}/now`).then((r) => r.json() as Promise<{ now: unknown }>)
+      )
       assert.isString(now.now)
       const slow = fetch(`http://127.0.0.1:${port}/slow?seconds=1`).then(async (r) => ({
         status: r.status,

@@ -105,12 +105,12 @@ const pick = FastCheck.nat({ max: 1000 })
 const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
   {
     weight: 10,
-    arbitrary: FastCheck.constantFrom("get" as const, "use" as const).map((via) => ({ _tag: "Get", via }))
+    arbitrary: FastCheck.constantFrom("get" as const, "use" as const).map((via) => ({ _tag: "Get" as const, via }))
   },
-  { weight: 5, arbitrary: pick.map((pick) => ({ _tag: "Release", pick })) },
-  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Invalidate", pick })) },
-  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Kill", pick })) },
-  { weight: 2, arbitrary: pick.map((pick) => ({ _tag: "Interrupt", pick })) },
+  { weight: 5, arbitrary: pick.map((pick) => ({ _tag: "Release" as const, pick })) },
+  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Invalidate" as const, pick })) },
+  { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Kill" as const, pick })) },
+  { weight: 2, arbitrary: pick.map((pick) => ({ _tag: "Interrupt" as const, pick })) },
   {
     weight: 2,
     arbitrary: FastCheck.record({
@@ -118,18 +118,21 @@ const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
       hops: FastCheck.integer({ min: 0, max: 6 }),
       interruptFirst: FastCheck.boolean()
     })
-      .map((race) => ({ _tag: "Race", ...race }))
+      .map((race) => ({ _tag: "Race" as const, ...race }))
   },
   {
     weight: 4,
     arbitrary: FastCheck.oneof(FastCheck.integer({ min: 0, max: 60 }), FastCheck.integer({ min: 60, max: 600 }))
-      .map((millis) => ({ _tag: "Advance", millis }))
+      .map((millis) => ({ _tag: "Advance" as const, millis }))
   },
-  { weight: 2, arbitrary: FastCheck.boolean().map((on) => ({ _tag: "Failing", on })) },
-  { weight: 2, arbitrary: FastCheck.integer({ min: 1, max: 3 }).map((attempts) => ({ _tag: "Outage", attempts })) },
-  { weight: 1, arbitrary: sizes.map(({ max, min }) => ({ _tag: "Resize", min, max })) },
-  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Drain" }) },
-  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Close" }) }
+  { weight: 2, arbitrary: FastCheck.boolean().map((on) => ({ _tag: "Failing" as const, on })) },
+  {
+    weight: 2,
+    arbitrary: FastCheck.integer({ min: 1, max: 3 }).map((attempts) => ({ _tag: "Outage" as const, attempts }))
+  },
+  { weight: 1, arbitrary: sizes.map(({ max, min }) => ({ _tag: "Resize" as const, min, max })) },
+  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Drain" as const }) },
+  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Close" as const }) }
 )
 
 const programArb = {
