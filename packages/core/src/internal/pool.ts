@@ -127,18 +127,36 @@ export class PoolImpl<A, E> implements Pipeable {
     return pipeArguments(this, arguments)
   }
 
-  /** Runs `f` with a leased resource, returned when `f` ends. Opens no Scope: the hot path. */
+  /**
+   * Runs `f` with a leased resource, returned when `f` ends. Opens no Scope: the hot path. An
+   * idle resource is leased and returned in two synchronous sections, with no Effect between
+   * them but `f` itself.
+   */
   use<B, E2, R2>(f: (a: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, E | E2 | PoolError.PoolError, R2> {
     return Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        this.acquire,
-        (entry) =>
-          Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit): Effect.Effect<B, E2 | PoolError.PoolError> =>
-            entry.revoked
-              ? Effect.fail(this.revokedError(Exit.isFailure(exit) ? exit.cause : undefined))
-              : Effect.zipRight(this.release(entry), exit))
-      )
+      Effect.withFiberRuntime((fiber) => {
+        const denied = this.admit(fiber)
+        if (denied !== undefined) return denied
+        const now = this.now()
+        const entry = this.takeIdle(fiber, now)
+        if (entry !== undefined && !this.needsCheck(entry, now)) return this.runLeased(entry, restore, f)
+        const leased = entry === undefined ? this.wait(fiber, now) : this.checkThenLease(entry, fiber)
+        return Effect.flatMap(leased, (entry) => this.runLeased(entry, restore, f))
+      })
     )
+  }
+
+  private runLeased<B, E2, R2>(
+    entry: Entry<A>,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
+    f: (a: A) => Effect.Effect<B, E2, R2>
+  ): Effect.Effect<B, E2 | PoolError.PoolError, R2> {
+    return Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit): Effect.Effect<B, E2 | PoolError.PoolError> => {
+      if (entry.revoked) return Effect.fail(this.revokedError(Exit.isFailure(exit) ? exit.cause : undefined))
+      if (this.hooks.reset !== undefined) return Effect.zipRight(this.release(entry), exit)
+      this.returnEntry(entry)
+      return exit
+    })
   }
 
   private now(): number {
@@ -148,13 +166,25 @@ export class PoolImpl<A, E> implements Pipeable {
   // ---------------------------------------------------------------------------------------
   // Checkout
 
-  /** Leases an entry: an idle one at once, or waits (FIFO) for one. */
-  readonly acquire: Effect.Effect<Entry<A>, E | PoolError.PoolError> = Effect.withFiberRuntime((fiber) => {
+  /** Fails a caller of a closed pool or of another runtime; counts the request otherwise. */
+  private admit(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<never, PoolError.PoolError> | undefined {
     if (this.closed) return this.closedError
     if (!this.rt.guard.owns(fiber)) return Effect.fail(this.mismatch(fiber))
     this.requests++
-    return this.takeIdle(fiber)
-  })
+    return undefined
+  }
+
+  /** Leases an entry: an idle one at once, or waits (FIFO) for one. */
+  readonly acquire: Effect.Effect<Entry<A>, E | PoolError.PoolError> = Effect.withFiberRuntime((fiber) =>
+    this.admit(fiber) ?? this.leaseOrWait(fiber)
+  )
+
+  private leaseOrWait(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<Entry<A>, E | PoolError.PoolError> {
+    const now = this.now()
+    const entry = this.takeIdle(fiber, now)
+    if (entry === undefined) return this.wait(fiber, now)
+    return this.needsCheck(entry, now) ? this.checkThenLease(entry, fiber) : Effect.succeed(entry)
+  }
 
   /** A lease for the rest of the current scope. */
   // Scope.addFinalizer rather than Effect.acquireRelease: the latter diffs FiberRefs per call.
@@ -166,31 +196,34 @@ export class PoolImpl<A, E> implements Pipeable {
     )
   )
 
-  private takeIdle(fiber: Fiber.RuntimeFiber<any, any>): Effect.Effect<Entry<A>, E | PoolError.PoolError> {
-    const now = this.now()
+  /** Leases the most recently used idle entry, retiring those found expired or dead on the way. */
+  private takeIdle(fiber: Fiber.RuntimeFiber<any, any>, now: number): Entry<A> | undefined {
     let entry: Entry<A> | undefined
     while ((entry = this.idle.pop()) !== undefined) {
       const reason = this.idleRetireReason(entry, now)
-      if (reason !== undefined) {
-        this.retire(entry, reason)
-        continue
+      if (reason === undefined) {
+        this.lease(entry, fiber, now)
+        return entry
       }
-      this.lease(entry, fiber, now)
-      if (this.hooks.check !== undefined && Lifetime.needsCheck(entry.lastUsedAt, now, this.options.checkAfterIdle)) {
-        return this.checkThenLease(entry, fiber)
-      }
-      return Effect.succeed(entry)
+      this.retire(entry, reason)
     }
-    return this.wait(fiber, now)
+    return undefined
   }
 
-  private checkThenLease(entry: Entry<A>, fiber: Fiber.RuntimeFiber<any, any>) {
+  private needsCheck(entry: Entry<A>, now: number): boolean {
+    return this.hooks.check !== undefined && Lifetime.needsCheck(entry.lastUsedAt, now, this.options.checkAfterIdle)
+  }
+
+  private checkThenLease(
+    entry: Entry<A>,
+    fiber: Fiber.RuntimeFiber<any, any>
+  ): Effect.Effect<Entry<A>, E | PoolError.PoolError> {
     return Effect.matchCauseEffect(this.hooks.check!(entry.value), {
       onFailure: () =>
         Effect.suspend(() => {
           this.unlease(entry, this.now())
           this.retire(entry, "check-failed")
-          return this.closed ? this.closedError : this.takeIdle(fiber)
+          return this.closed ? this.closedError : this.leaseOrWait(fiber)
         }),
       onSuccess: () => Effect.succeed(entry)
     })
