@@ -411,31 +411,39 @@ export class PoolImpl<A, E> implements Pipeable {
 
   /** Starts as many creations as waiters and `min` need, within `max`. */
   grow(): void {
-    if (this.closed) return
-    const size = this.live.size + this.pending
-    let wanted = Math.max(this.min - size, this.waiters.size - this.pending)
-    wanted = Math.min(wanted, this.max - size)
-    // While creation fails, retry with one fiber at a time instead of hammering the target.
-    if (this.failingSince !== undefined) wanted = Math.min(wanted, this.pending === 0 ? 1 : 0)
-    for (let i = 0; i < wanted; i++) {
+    // Re-evaluated after every start: a creation can complete (and call grow) synchronously.
+    while (this.wantsAnother()) {
       this.pending++
       this.rt.runBackground(this.create)
     }
   }
 
-  private stillNeeded(): boolean {
-    return !this.closed && (this.waiters.size > 0 || this.live.size + this.pending <= this.min)
+  private wantsAnother(): boolean {
+    if (this.closed) return false
+    const size = this.live.size + this.pending
+    if (size >= this.max) return false
+    // While creation fails, retry with one fiber at a time instead of hammering the target.
+    if (this.failingSince !== undefined && this.pending > 0) return false
+    return size < this.min || this.waiters.size > this.pending
   }
 
-  private readonly attempt: Effect.Effect<Entry<A>, E> = Effect.uninterruptibleMask((restore) =>
+  /** Whether a pending creation should (still) be attempted: it is wanted and fits in `max`. */
+  private stillNeeded(): boolean {
+    return !this.closed && this.live.size + this.pending <= this.max &&
+      (this.waiters.size > 0 || this.live.size + this.pending <= this.min)
+  }
+
+  // One creation attempt. A success is registered in the same uninterruptible region, so an
+  // interruption (close) can never fall between the resource's acquisition and its registration.
+  private readonly attempt: Effect.Effect<void, E> = Effect.uninterruptibleMask((restore) =>
     Effect.flatMap(Scope.make(), (scope) =>
       restore(Scope.extend(this.hooks.acquire, scope)).pipe(
         Effect.tap((value) => this.hooks.onCreate?.(value) ?? Effect.void),
         Effect.onExit((exit) => Exit.isFailure(exit) ? Scope.close(scope, exit) : Effect.void),
-        Effect.map((value) => {
+        Effect.flatMap((value) => {
           const now = this.now()
           const expires = Lifetime.expiresAt(now, this.options.maxLifetime, this.options.lifetimeJitter, Math.random())
-          return new Entry(this.nextId++, value, scope, now, expires)
+          return this.created_(new Entry(this.nextId++, value, scope, now, expires))
         })
       ))
   )
@@ -445,10 +453,7 @@ export class PoolImpl<A, E> implements Pipeable {
     return this.attempt.pipe(
       Effect.tapError((error) => this.creationFailed(error)),
       Effect.retry({ schedule: this.options.retrySchedule, while: () => this.stillNeeded() }),
-      Effect.matchCauseEffect({
-        onFailure: () => Effect.sync(() => this.pending--),
-        onSuccess: (entry) => this.created_(entry)
-      })
+      Effect.catchAllCause(() => Effect.sync(() => this.pending--))
     )
   }
 
@@ -464,7 +469,10 @@ export class PoolImpl<A, E> implements Pipeable {
         this.readyWaiters = []
         for (const resume of ready) resume()
       }
-      this.offer(entry)
+      if (this.live.size > this.max) this.retire(entry, "idle") // resized down while it was being created
+      else this.offer(entry)
+      // A success after failures: creation went one at a time, so more waiters may need some.
+      this.grow()
       return Effect.logDebug(`created resource #${entry.id}`).pipe(
         Effect.annotateLogs({ pool: this.name, resource: entry.id, size: this.live.size })
       )
