@@ -182,7 +182,7 @@ export const start = (target: { readonly host: string; readonly port: number }):
         port: address.port,
         setMode: (mode, which = "all") => {
           if (which !== "existing") newMode = mode
-          if (which !== "new") for (const link of links) applyMode(link, mode)
+          if (which !== "new") { for (const link of links) applyMode(link, mode) }
         },
         accepted: () => accepted,
         openConnections: open,

@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { setTimeout as sleep } from "node:timers/promises"
 import pg from "pg"
+import { captureLogs, type LogLine } from "./logs.js"
 
 const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
   const client = new pg.Client({ connectionString: url, application_name: "scoped-pool-observer" })
@@ -60,9 +61,11 @@ export const eventuallyGone = (
           )
           if (rows.length === 0) return
           if (Date.now() >= deadline) {
-            throw new Error(`backends ${rows.map((r) => r.pid).join(", ")} still on the server after ${
-              Duration.format(options.within)
-            }`)
+            throw new Error(
+              `backends ${rows.map((r) => r.pid).join(", ")} still on the server after ${
+                Duration.format(options.within)
+              }`
+            )
           }
           await sleep(20)
         }
@@ -122,6 +125,8 @@ export const classifyCause = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   if (failure._tag === "Some") return classify(failure.value)
   if (Cause.isInterruptedOnly(cause)) return "interrupted"
+  const defect = Cause.dieOption(cause)
+  if (defect._tag === "Some" && tagOf(defect.value) !== undefined) return `defect(${classify(defect.value)})`
   return `defect(${Cause.pretty(cause).split("\n")[0]})`
 }
 
@@ -129,3 +134,71 @@ export const classifyCause = (cause: Cause.Cause<unknown>): string => {
 export const count = (counts: Record<string, number>, key: string): void => {
   counts[key] = (counts[key] ?? 0) + 1
 }
+
+/** A backend's state and how long its last statement ran (until now when still active), read once. */
+export interface StatementTiming {
+  readonly state: string | null
+  readonly query: string
+  /** Seconds from `query_start` to `state_change` (or to now, while active). */
+  readonly ranSeconds: number
+}
+
+/** The state of backend `pid` and how long its last statement ran; `undefined` when it is gone. */
+export const statementTiming = (url: string, pid: number): Effect.Effect<StatementTiming | undefined, Error> =>
+  Effect.tryPromise({
+    try: () =>
+      withClient(url, async (client) =>
+        (await client.query<StatementTiming>(
+          `SELECT state, query, extract(epoch FROM
+             (CASE WHEN state = 'active' THEN clock_timestamp() ELSE state_change END) - query_start
+           )::float8 AS "ranSeconds"
+           FROM pg_stat_activity WHERE pid = $1`,
+          [pid]
+        )).rows[0]),
+    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  })
+
+/** Polls (every 20 ms, wall clock) until backend `pid` is gone or not `active`; fails after `within`. */
+export const eventuallyNotActive = (
+  url: string,
+  pid: number,
+  options: { readonly within: Duration.DurationInput }
+): Effect.Effect<void, Error> =>
+  Effect.tryPromise({
+    try: () =>
+      withClient(url, async (client) => {
+        const deadline = Date.now() + Duration.toMillis(options.within)
+        for (;;) {
+          const { rows } = await client.query<{ state: string }>(
+            "SELECT state FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+            [pid]
+          )
+          if (rows.length === 0) return
+          if (Date.now() >= deadline) {
+            throw new Error(`backend ${pid} still active after ${Duration.format(options.within)}`)
+          }
+          await sleep(20)
+        }
+      }),
+    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  })
+
+/**
+ * The error `self` fails with; a success is a defect that says so (without printing the value,
+ * which may be a large result).
+ */
+export const failure = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<E, never, R> =>
+  Effect.matchEffect(self, {
+    onFailure: (error) => Effect.succeed(error),
+    onSuccess: () => Effect.dieMessage("expected a failure, but the effect succeeded")
+  })
+
+/** Runs a test body with the library's logs captured (kept off the test output) and handed to it. */
+export const withLogs = <A, E, R>(body: (logs: ReturnType<typeof captureLogs>) => Effect.Effect<A, E, R>) => {
+  const logs = captureLogs()
+  return logs.provide(body(logs))
+}
+
+/** The captured lines at level Error or Fatal. */
+export const errorLines = (logs: ReturnType<typeof captureLogs>): ReadonlyArray<LogLine> =>
+  logs.lines.filter((l) => l.level === "ERROR" || l.level === "FATAL")

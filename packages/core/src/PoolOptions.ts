@@ -64,13 +64,14 @@ export interface Options<A, E, R> {
   /** Runs once after a resource was created; a failure counts as a creation failure. */
   readonly onCreate?: ((resource: A) => Effect.Effect<unknown, E, R>) | undefined
   /**
-   * Creation errors for which waiting is pointless (a wrong password, an unknown database):
+   * Creation errors for which waiting is pointless (a wrong password, an unknown database, or
+   * an unreachable server while the pool holds no resource at all; `pool.size` tells):
    * waiters fail with such an error at once instead of waiting for `acquireTimeout`; creation
    * is still retried in the background, so the pool recovers once the cause is fixed.
    * Default: none (every error is treated as transient).
    */
-  readonly failFast?: ((error: E) => boolean) | undefined
-  /** Delays between creation attempts after a failure. Default: exponential from 100 ms, ×2, jittered, capped at 10 s. */
+  readonly failFast?: ((error: E, pool: { readonly size: number }) => boolean) | undefined
+  /** Delays between creation attempts after a failure. Default: exponential from 100 ms, ×2, jittered, capped at 1 s. */
   readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
   /** After creation has failed continuously this long, `onReconnectFailed` runs and waiters fail. Default: 5 minutes. */
   readonly reconnectTimeout?: Duration.DurationInput | undefined
@@ -133,14 +134,15 @@ export const defaults = {
 
 /**
  * The default creation retry schedule: exponential from 100 ms, doubling, jittered, each delay
- * capped at 10 seconds.
+ * capped at 1 second — so that a pool serves again within about a second of its target's
+ * return, while one retrying fiber puts at most one attempt a second on a target that is down.
  *
  * @since 0.1.0
  * @category config
  */
 export const defaultRetrySchedule: Schedule.Schedule<unknown, unknown> = Schedule.exponential("100 millis", 2).pipe(
   Schedule.jittered,
-  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(10)))
+  Schedule.modifyDelay((delay) => Duration.min(delay, Duration.seconds(1)))
 )
 
 /**

@@ -139,9 +139,11 @@ export const make = (
       leakThreshold: options.leakThreshold,
       retrySchedule: options.retrySchedule,
       isAlive: (conn) => conn.isAlive,
-      // Waiting will not fix these: callers fail at once (creation still retries in the background).
-      failFast: (error) =>
-        error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls",
+      // Waiting will not fix these, nor an unreachable server while no connection is open at all:
+      // callers fail at once (within connectTimeout); creation still retries in the background.
+      failFast: (error, { size }) =>
+        error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
+        (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
       check: (conn) => conn.query("SELECT 1", []),
       // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
       reset: (conn) =>

@@ -38,7 +38,7 @@ export interface Hooks<A, E> {
   readonly isAlive: ((a: A) => boolean) | undefined
   readonly onCreate: ((a: A) => Effect.Effect<unknown, E>) | undefined
   readonly onReconnectFailed: ((e: E) => Effect.Effect<unknown>) | undefined
-  readonly failFast: ((e: E) => boolean) | undefined
+  readonly failFast: ((e: E, pool: { readonly size: number }) => boolean) | undefined
 }
 
 /** @internal */
@@ -453,7 +453,9 @@ export class PoolImpl<A, E> implements Pipeable {
     return this.attempt.pipe(
       Effect.tapError((error) => this.creationFailed(error)),
       Effect.retry({ schedule: this.options.retrySchedule, while: () => this.stillNeeded() }),
-      Effect.catchAllCause(() => Effect.sync(() => this.pending--))
+      // Given up, or interrupted by close: no longer pending (a success counted itself in created_).
+      Effect.onExit((exit) => Exit.isFailure(exit) ? Effect.sync(() => this.pending--) : Effect.void),
+      Effect.ignore
     )
   }
 
@@ -488,7 +490,7 @@ export class PoolImpl<A, E> implements Pipeable {
       const log = Effect.logWarning("creating a resource failed; retrying with backoff").pipe(
         Effect.annotateLogs({ pool: this.name, error: String(error instanceof Error ? error.message : error) })
       )
-      if (this.hooks.failFast?.(error) === true) {
+      if (this.hooks.failFast?.(error, { size: this.live.size }) === true) {
         for (const waiter of this.waiters.takeAll()) this.settle(waiter, Effect.fail(error))
       }
       if (now - this.failingSince < this.options.reconnectTimeout) return log

@@ -159,6 +159,17 @@ export class TransactionConnection extends Base {
     })
   )
 
+  override executeUnprepared(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    transformRows: Transform
+  ): Effect.Effect<Rows, SqlError> {
+    // @effect/sql runs ROLLBACK under orDie: on a connection that died, the server has rolled
+    // the transaction back already, so the rollback succeeds and the caller keeps its typed error.
+    if (!this.conn.isAlive && /^\s*ROLLBACK\b/i.test(sql)) return Effect.succeed([])
+    return super.executeUnprepared(sql, params, transformRows)
+  }
+
   protected run<A>(
     f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
   ): Effect.Effect<A, SqlError> {
