@@ -158,13 +158,27 @@ class PgConnectionImpl implements PgConnection.PgConnection {
   }
 
   /**
-   * `queryTimeout` fired: cancel the statement on the server (bounded by `cancelTimeout`); its
-   * caller is resumed with `PgQueryTimeout` once the server confirmed (or the connection was
-   * destroyed). A timer rather than `Effect.timeout`, which would fork two fibers per statement.
+   * One timer per connection bounds its statements (`queryTimeout`): each statement re-arms
+   * it with `refresh()` when it starts, so when it fires, the statement in flight (if any) is
+   * the one that armed it and has run for `queryTimeout`. It is then cancelled on the server
+   * (bounded by `cancelTimeout`) and its caller resumed with `PgQueryTimeout` once the server
+   * confirmed, or the connection was destroyed. Unref'd: it never keeps the process alive.
    */
-  private readonly onQueryTimeout = (statement: Statement): void => {
-    statement.timer = undefined
-    if (statement.done) return
+  private deadline: ReturnType<typeof setTimeout> | undefined = undefined
+
+  private armDeadline(): void {
+    if (this.queryTimeoutMillis === undefined) return
+    if (this.deadline === undefined) {
+      this.deadline = setTimeout(this.onDeadline, this.queryTimeoutMillis)
+      this.deadline.unref?.()
+    } else {
+      this.deadline.refresh()
+    }
+  }
+
+  private readonly onDeadline = (): void => {
+    const statement = this.statement
+    if (statement === undefined || statement.done || statement.kind === CURSOR || statement.timedOut) return
     statement.timedOut = true
     Effect.runFork(this.stopStatement(statement))
   }
@@ -179,7 +193,6 @@ class PgConnectionImpl implements PgConnection.PgConnection {
       // Idle, the socket must not keep an otherwise finished process alive (S5).
       if (!this.closing) Connect.setSocketRef(this.client, false)
     }
-    if (statement.timer !== undefined) clearTimeout(statement.timer)
     if (statement.waiters !== undefined) Deferred.unsafeDone(statement.waiters, Exit.void)
     const resume = statement.resume
     if (resume === undefined) return
@@ -189,7 +202,11 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     } else if (statement.error !== undefined) {
       resume(Effect.fail(this.lost ?? toQueryError(statement.error)))
     } else {
-      resume(Effect.succeed(statement.kind === RAW ? allResults(statement.result) : lastResult(statement.result)))
+      const result = statement.result
+      // The rows belong to the caller now: the statement (still referenced by its canceller)
+      // must not keep them alive.
+      statement.result = undefined
+      resume(Effect.succeed(statement.kind === RAW ? allResults(result) : lastResult(result)))
     }
   }
 
@@ -299,18 +316,21 @@ class PgConnectionImpl implements PgConnection.PgConnection {
       statement.abortOnInterrupt = abortOnInterrupt
       this.statement = statement
       Connect.setSocketRef(this.client, true)
-      if (this.queryTimeoutMillis !== undefined) {
-        statement.timer = setTimeout(this.onQueryTimeout, this.queryTimeoutMillis, statement)
+      this.armDeadline()
+      if (options === undefined || (options.name === undefined && options.rowMode !== "array")) {
+        // The common case, without a config object for pg to clone.
+        this.client.query(sql, params as Array<unknown>, this.onQueryCallback)
+      } else {
+        this.client.query(
+          {
+            text: sql,
+            values: params as Array<unknown>,
+            rowMode: options.rowMode === "array" ? "array" : undefined,
+            name: options.name
+          } as pg.QueryConfig,
+          this.onQueryCallback
+        )
       }
-      this.client.query(
-        {
-          text: sql,
-          values: params as Array<unknown>,
-          rowMode: options?.rowMode === "array" ? "array" : undefined,
-          name: options?.name
-        } as pg.QueryConfig,
-        this.onQueryCallback
-      )
       // The canceller captures this statement, so an interrupt can only ever cancel it.
       return Effect.suspend(() => {
         statement.resume = undefined
@@ -391,6 +411,7 @@ class PgConnectionImpl implements PgConnection.PgConnection {
 
   /** The scope's finalizer: bounded at every step, never fails. */
   readonly close: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.deadline !== undefined) clearTimeout(this.deadline)
     const statement = this.statement
     const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
     return Effect.flatMap(stopped, () => {

@@ -37,8 +37,7 @@ export class Statement {
   cursor: Cursor | undefined = undefined
   /** A cursor fetch (Execute) is in flight: pg-cursor's own state says "idle" too early. */
   fetching = false
-  /** The `queryTimeout` timer, while it runs; set when it fired. */
-  timer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** Set when `queryTimeout` fired for this statement. */
   timedOut = false
   constructor(readonly kind: 0 | 1 | 2, public resume: Resume | undefined) {}
 }
