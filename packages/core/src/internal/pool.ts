@@ -28,6 +28,7 @@ import * as RuntimeGuard from "../RuntimeGuard.js"
 import { Entry } from "./entry.js"
 import { acquisitionSite } from "./leak.js"
 import * as Lifetime from "./lifetime.js"
+import { backgroundSleep } from "./timers.js"
 import { Waiter, WaiterQueue } from "./waiters.js"
 
 /** @internal */
@@ -308,7 +309,9 @@ export class PoolImpl<A, E> implements Pipeable {
       })
     }
     const remaining = head.since + this.options.acquireTimeout - this.now()
-    if (remaining > 0) return this.rt.clock.sleep(Duration.millis(remaining))
+    // Unref'd like every timer of the pool's own: what keeps the process alive while a caller
+    // waits is the work it waits for (a connect, a holder's statement), not this timer.
+    if (remaining > 0) return backgroundSleep(this.rt.clock, remaining)
     if (this.waiters.leave(head)) this.settle(head, Effect.fail(this.timeoutError(head)))
     return Effect.void
   }).pipe(Effect.forever)
