@@ -50,7 +50,11 @@ const sslRequestPacket = (): Buffer => {
  *
  * @internal
  */
-export const sendCancelRequest = (target: CancelTarget, timeout: Duration.Duration): Effect.Effect<boolean> =>
+export const sendCancelRequest = (
+  target: CancelTarget,
+  timeout: Duration.Duration,
+  waitForServer = true
+): Effect.Effect<boolean> =>
   Effect.async<boolean>((resume) => {
     let done = false
     let socket: Net.Socket
@@ -70,9 +74,13 @@ export const sendCancelRequest = (target: CancelTarget, timeout: Duration.Durati
     plain.setNoDelay(true)
     plain.on("error", () => finish(false))
     plain.on("close", () => finish(true))
+    // Without waitForServer, done once the request is handed to the kernel.
+    const sent = () => {
+      if (!waitForServer) finish(true)
+    }
     plain.once("connect", () => {
       if (target.ssl === false) {
-        plain.write(packet)
+        plain.write(packet, sent)
         return
       }
       plain.write(sslRequestPacket())
@@ -91,7 +99,7 @@ export const sendCancelRequest = (target: CancelTarget, timeout: Duration.Durati
         socket = secure
         secure.on("error", () => finish(false))
         secure.on("close", () => finish(true))
-        secure.once("secureConnect", () => secure.write(packet))
+        secure.once("secureConnect", () => secure.write(packet, sent))
       })
     })
     return Effect.sync(() => finish(false))

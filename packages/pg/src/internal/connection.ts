@@ -409,10 +409,31 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     })
   }
 
+  /**
+   * Closing under a running statement: the connection will not be reused, so there is no point
+   * waiting for the server to confirm the cancel. The CancelRequest is sent (bounded by
+   * `cancelTimeout`), Terminate is queued behind the statement, and the socket is left to close
+   * when the backend exits; the caller of the statement fails as the connection goes away. This
+   * keeps a pool's close with N busy connections from waiting on N cancel confirmations.
+   */
+  private abandon(statement: Statement): Effect.Effect<void> {
+    return Effect.map(sendCancelRequest(this.cancelTarget(), this.options.cancelTimeout, false), () => {
+      this.closing = true
+      this.alive = false
+      // What the statement's caller gets when the socket goes.
+      this.lost ??= new PgConnectionLost({ reason: "Closed", connectionId: this.id, processId: this.processId })
+      this.client.end(() => undefined)
+      Connect.setSocketRef(this.client, false)
+      // Should the backend never answer, the socket still goes after closeTimeout.
+      setTimeout(() => Connect.destroySocket(this.client), Duration.toMillis(this.options.closeTimeout)).unref()
+    })
+  }
+
   /** The scope's finalizer: bounded at every step, never fails. */
   readonly close: Effect.Effect<void> = Effect.suspend(() => {
     if (this.deadline !== undefined) clearTimeout(this.deadline)
     const statement = this.statement
+    if (statement !== undefined && this.alive && statement.cursor === undefined) return this.abandon(statement)
     const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
     return Effect.flatMap(stopped, () => {
       if (!this.alive) {
