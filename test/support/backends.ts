@@ -14,7 +14,8 @@ export interface Backend {
   readonly query: string
 }
 
-const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
+/** Runs `f` with a fresh connection of its own (never one of a pool under test). */
+export const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
   const client = new pg.Client({ connectionString: url, application_name: "scoped-pool-observer" })
   client.on("error", () => undefined)
   await client.connect()
@@ -24,6 +25,30 @@ const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>):
     await client.end()
   }
 }
+
+/**
+ * Checks the server every 20 ms (wall clock, so that it runs inside `it.effect` too) until
+ * `check` returns undefined, and fails with the message it returned last after `within`.
+ * The one allowed poll: bounded, and over an external system.
+ */
+export const pollServer = (
+  url: string,
+  within: Duration.DurationInput,
+  check: (client: pg.Client) => Promise<string | undefined>
+): Effect.Effect<void, Error> =>
+  Effect.tryPromise({
+    try: () =>
+      withClient(url, async (client) => {
+        const deadline = Date.now() + Duration.toMillis(within)
+        for (;;) {
+          const failure = await check(client)
+          if (failure === undefined) return
+          if (Date.now() >= deadline) throw new Error(failure)
+          await sleep(20)
+        }
+      }),
+    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  })
 
 /** The backends that carry `applicationName`, read once. */
 export const backendsOf = (url: string, applicationName: string): Promise<ReadonlyArray<Backend>> =>
@@ -43,28 +68,16 @@ export const eventuallyNoBackends = (
   applicationName: string,
   options: { readonly within: Duration.DurationInput }
 ): Effect.Effect<void, Error> =>
-  Effect.tryPromise({
-    try: async () => {
-      const deadline = Date.now() + Duration.toMillis(options.within)
-      return withClient(url, async (client) => {
-        for (;;) {
-          const { rows } = await client.query<Backend>(
-            "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
-            [applicationName]
-          )
-          if (rows.length === 0) return
-          if (Date.now() >= deadline) {
-            throw new Error(
-              `${rows.length} backend(s) of "${applicationName}" still on the server after ${
-                Duration.format(options.within)
-              }: ${JSON.stringify(rows)}`
-            )
-          }
-          await sleep(20)
-        }
-      })
-    },
-    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  pollServer(url, options.within, async (client) => {
+    const { rows } = await client.query<Backend>(
+      "SELECT pid, state, query FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+      [applicationName]
+    )
+    return rows.length === 0
+      ? undefined
+      : `${rows.length} backend(s) of "${applicationName}" still on the server after ${
+        Duration.format(options.within)
+      }: ${JSON.stringify(rows)}`
   })
 
 /**
@@ -76,28 +89,16 @@ export const eventuallyActive = (
   applicationName: string,
   options: { readonly count: number; readonly queryLike: string; readonly within: Duration.DurationInput }
 ): Effect.Effect<void, Error> =>
-  Effect.tryPromise({
-    try: async () => {
-      const deadline = Date.now() + Duration.toMillis(options.within)
-      return withClient(url, async (client) => {
-        for (;;) {
-          const { rows } = await client.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
-            [applicationName, options.queryLike]
-          )
-          if (rows[0]!.n >= options.count) return
-          if (Date.now() >= deadline) {
-            throw new Error(
-              `only ${rows[0]!.n} of ${options.count} backends of "${applicationName}" active after ${
-                Duration.format(options.within)
-              }`
-            )
-          }
-          await sleep(20)
-        }
-      })
-    },
-    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  pollServer(url, options.within, async (client) => {
+    const { rows } = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
+      [applicationName, options.queryLike]
+    )
+    return rows[0]!.n >= options.count
+      ? undefined
+      : `only ${rows[0]!.n} of ${options.count} backends of "${applicationName}" active after ${
+        Duration.format(options.within)
+      }`
   })
 
 /** How many backends of `applicationName` are active running a statement that matches `queryLike`, read once. */

@@ -7,20 +7,8 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import { setTimeout as sleep } from "node:timers/promises"
-import pg from "pg"
+import { pollServer, withClient } from "./backends.js"
 import { captureLogs, type LogLine } from "./logs.js"
-
-const withClient = async <A>(url: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
-  const client = new pg.Client({ connectionString: url, application_name: "scoped-pool-observer" })
-  client.on("error", () => undefined)
-  await client.connect()
-  try {
-    return await f(client)
-  } finally {
-    await client.end()
-  }
-}
 
 /**
  * Terminates (`pg_terminate_backend`) the backends of `applicationName` — all of them, or at
@@ -50,27 +38,14 @@ export const eventuallyGone = (
   pids: ReadonlyArray<number>,
   options: { readonly within: Duration.DurationInput }
 ): Effect.Effect<void, Error> =>
-  Effect.tryPromise({
-    try: () =>
-      withClient(url, async (client) => {
-        const deadline = Date.now() + Duration.toMillis(options.within)
-        for (;;) {
-          const { rows } = await client.query<{ pid: number }>(
-            "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])",
-            [pids]
-          )
-          if (rows.length === 0) return
-          if (Date.now() >= deadline) {
-            throw new Error(
-              `backends ${rows.map((r) => r.pid).join(", ")} still on the server after ${
-                Duration.format(options.within)
-              }`
-            )
-          }
-          await sleep(20)
-        }
-      }),
-    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  pollServer(url, options.within, async (client) => {
+    const { rows } = await client.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1::int[])",
+      [pids]
+    )
+    return rows.length === 0
+      ? undefined
+      : `backends ${rows.map((r) => r.pid).join(", ")} still on the server after ${Duration.format(options.within)}`
   })
 
 /**
@@ -164,23 +139,12 @@ export const eventuallyNotActive = (
   pid: number,
   options: { readonly within: Duration.DurationInput }
 ): Effect.Effect<void, Error> =>
-  Effect.tryPromise({
-    try: () =>
-      withClient(url, async (client) => {
-        const deadline = Date.now() + Duration.toMillis(options.within)
-        for (;;) {
-          const { rows } = await client.query<{ state: string }>(
-            "SELECT state FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
-            [pid]
-          )
-          if (rows.length === 0) return
-          if (Date.now() >= deadline) {
-            throw new Error(`backend ${pid} still active after ${Duration.format(options.within)}`)
-          }
-          await sleep(20)
-        }
-      }),
-    catch: (error) => error instanceof Error ? error : new Error(String(error))
+  pollServer(url, options.within, async (client) => {
+    const { rows } = await client.query<{ state: string }>(
+      "SELECT state FROM pg_stat_activity WHERE pid = $1 AND state = 'active'",
+      [pid]
+    )
+    return rows.length === 0 ? undefined : `backend ${pid} still active after ${Duration.format(options.within)}`
   })
 
 /**

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as TestClock from "effect/TestClock"
+import { captureLogs } from "../../../test/support/logs.js"
 import * as Pool from "../src/Pool.js"
-import { captureLogs } from "./utils/logs.js"
 import { makeTestResource } from "./utils/TestResource.js"
 
 const warnings = (logs: ReturnType<typeof captureLogs>) => logs.lines.filter((l) => l.level === "WARN")

@@ -3,9 +3,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as TestClock from "effect/TestClock"
+import { captureLogs } from "../../../test/support/logs.js"
 import * as Lifetime from "../src/internal/lifetime.js"
 import * as Pool from "../src/Pool.js"
-import { captureLogs } from "./utils/logs.js"
 import { makeTestResource } from "./utils/TestResource.js"
 
 describe("Pool ageing", () => {

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
+import { captureLogs } from "../../../test/support/logs.js"
 import * as Pool from "../src/Pool.js"
 import * as PoolOptions from "../src/PoolOptions.js"
-import { captureLogs } from "./utils/logs.js"
 import { makeTestResource } from "./utils/TestResource.js"
 
 describe("Pool refill", () => {

@@ -13,16 +13,35 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Tls from "node:tls"
-import type { PgConnectionOptions, TypeParsers } from "./PgConnection.js"
+import type { PgConnection, PgConnectionOptions, TypeParsers } from "./PgConnection.js"
+import type { PgConnectError } from "./PgError.js"
 
 /**
  * Everything `PgPool.make` can be told. All fields are optional: without any, the pool
- * connects to `postgres@localhost:5432/postgres`.
+ * connects to `postgres@localhost:5432/postgres`. The pool's sizes and bounds (`min`, `max`,
+ * `acquireTimeout`, …) are `PoolOptions`' own, with the same defaults.
  *
  * @since 0.1.0
  * @category models
  */
-export interface PgPoolOptions {
+export interface PgPoolOptions extends
+  Pick<
+    PoolOptions.Options<PgConnection, PgConnectError, never>,
+    | "min"
+    | "max"
+    | "acquireTimeout"
+    | "maxWaiting"
+    | "idleTimeout"
+    | "maxLifetime"
+    | "lifetimeJitter"
+    | "maxUses"
+    | "checkAfterIdle"
+    | "reconnectTimeout"
+    | "closeTimeout"
+    | "leakThreshold"
+    | "retrySchedule"
+  >
+{
   /** `postgres://user:password@host:port/database?sslmode=…&application_name=…`; fields below override it. */
   readonly url?: Redacted.Redacted<string> | undefined
   readonly host?: string | undefined
@@ -54,21 +73,6 @@ export interface PgPoolOptions {
   readonly keepAlive?: boolean | undefined
   /** Type parsers passed to `pg`. Default: `pg`'s. */
   readonly types?: TypeParsers | undefined
-
-  /** Pool sizes and bounds; see `PoolOptions` for each default. */
-  readonly min?: number | undefined
-  readonly max?: number | undefined
-  readonly acquireTimeout?: Duration.DurationInput | undefined
-  readonly maxWaiting?: number | undefined
-  readonly idleTimeout?: Duration.DurationInput | undefined
-  readonly maxLifetime?: Duration.DurationInput | undefined
-  readonly lifetimeJitter?: number | undefined
-  readonly maxUses?: number | undefined
-  readonly checkAfterIdle?: Duration.DurationInput | undefined
-  readonly reconnectTimeout?: Duration.DurationInput | undefined
-  readonly closeTimeout?: Duration.DurationInput | undefined
-  readonly leakThreshold?: Duration.DurationInput | undefined
-  readonly retrySchedule?: PoolOptions.Options<unknown, unknown, never>["retrySchedule"]
 
   /**
    * Prepare each distinct parameterised statement once per connection and reuse it. Saves the
