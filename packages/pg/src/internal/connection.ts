@@ -416,7 +416,7 @@ class PgConnectionImpl implements PgConnection.PgConnection {
    * when the backend exits; the caller of the statement fails as the connection goes away. This
    * keeps a pool's close with N busy connections from waiting on N cancel confirmations.
    */
-  private abandon(statement: Statement): Effect.Effect<void> {
+  private abandon(): Effect.Effect<void> {
     return Effect.map(sendCancelRequest(this.cancelTarget(), this.options.cancelTimeout, false), () => {
       this.closing = true
       this.alive = false
@@ -433,7 +433,7 @@ class PgConnectionImpl implements PgConnection.PgConnection {
   readonly close: Effect.Effect<void> = Effect.suspend(() => {
     if (this.deadline !== undefined) clearTimeout(this.deadline)
     const statement = this.statement
-    if (statement !== undefined && this.alive && statement.cursor === undefined) return this.abandon(statement)
+    if (statement !== undefined && this.alive && statement.cursor === undefined) return this.abandon()
     const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
     return Effect.flatMap(stopped, () => {
       if (!this.alive) {
