@@ -12,6 +12,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
-    reporters: process.env.CI ? ["default", "hanging-process"] : ["default"]
+    // In CI: name any handle left open, and write a JSON report for .ci/run's closing line.
+    reporters: process.env.CI
+      ? ["default", "hanging-process", ["json", { outputFile: "test-results.json" }]]
+      : ["default"]
   }
 })
