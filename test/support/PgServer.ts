@@ -42,6 +42,8 @@ export interface StartOptions {
   readonly maxConnections?: number
   /** Extra `-c name=value` server settings. */
   readonly settings?: Readonly<Record<string, string>>
+  /** Files written into the data dir before the server starts (mode 0600, owned by the server), e.g. TLS keys. */
+  readonly files?: Readonly<Record<string, string>>
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -151,6 +153,12 @@ export const start = async (options: StartOptions = {}): Promise<PgServer> => {
 
   try {
     await init.initialise()
+    const ids = postgresIds()
+    for (const [name, content] of Object.entries(options.files ?? {})) {
+      const file = Path.join(dataDir, name)
+      await Fs.writeFile(file, content, { mode: 0o600 })
+      if (ids.uid !== undefined) await Fs.chown(file, ids.uid, ids.gid!)
+    }
     await spawnServer()
   } catch (error) {
     await stopServer("immediate")
