@@ -411,10 +411,11 @@ class PgConnectionImpl implements PgConnection.PgConnection {
 
   /**
    * Closing under a running statement: the connection will not be reused, so there is no point
-   * waiting for the server to confirm the cancel. The CancelRequest is sent (bounded by
-   * `cancelTimeout`), Terminate is queued behind the statement, and the socket is left to close
-   * when the backend exits; the caller of the statement fails as the connection goes away. This
-   * keeps a pool's close with N busy connections from waiting on N cancel confirmations.
+   * waiting for the server to confirm the cancel. The CancelRequest is handed to the kernel
+   * (bounded by `cancelTimeout`), then the socket is closed: the backend, interrupted by the
+   * cancel, finds its client gone and exits. This keeps a pool's close with N busy connections
+   * from waiting on N cancel confirmations. (Terminate cannot be sent first: the backend would
+   * read it only after the statement.)
    */
   private abandon(): Effect.Effect<void> {
     return Effect.map(sendCancelRequest(this.cancelTarget(), this.options.cancelTimeout, false), () => {
@@ -422,10 +423,7 @@ class PgConnectionImpl implements PgConnection.PgConnection {
       this.alive = false
       // What the statement's caller gets when the socket goes.
       this.lost ??= new PgConnectionLost({ reason: "Closed", connectionId: this.id, processId: this.processId })
-      this.client.end(() => undefined)
-      Connect.setSocketRef(this.client, false)
-      // Should the backend never answer, the socket still goes after closeTimeout.
-      setTimeout(() => Connect.destroySocket(this.client), Duration.toMillis(this.options.closeTimeout)).unref()
+      Connect.destroySocket(this.client)
     })
   }
 
