@@ -57,8 +57,11 @@ export interface Options<A, E, R> {
    * next. Runs in the caller's fiber, so it needs no services: capture them when building the options.
    */
   readonly check?: ((resource: A) => Effect.Effect<unknown, unknown>) | undefined
-  /** Runs on return, in the caller's fiber; a failure retires the resource ("reset-failed"). */
-  readonly reset?: ((resource: A) => Effect.Effect<unknown, unknown>) | undefined
+  /**
+   * Runs on return, in the caller's fiber; a failure retires the resource ("reset-failed").
+   * Returning `undefined` says there is nothing to reset, and the resource is returned at once.
+   */
+  readonly reset?: ((resource: A) => Effect.Effect<unknown, unknown> | undefined) | undefined
   /** Says synchronously whether a resource is still usable; a dead one is retired ("dead"). */
   readonly isAlive?: ((resource: A) => boolean) | undefined
   /** Runs once after a resource was created; a failure counts as a creation failure. */

@@ -148,7 +148,7 @@ export const make = (
       // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
       reset: (conn) =>
         conn.transactionStatus === "idle" && !conn.busy
-          ? Effect.void
+          ? undefined // clean: returned at once, no effect on the hot path
           : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
     })
 

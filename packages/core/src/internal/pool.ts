@@ -35,7 +35,7 @@ import { Waiter, WaiterQueue } from "./waiters.js"
 export interface Hooks<A, E> {
   readonly acquire: Effect.Effect<A, E, Scope.Scope>
   readonly check: ((a: A) => Effect.Effect<unknown, unknown>) | undefined
-  readonly reset: ((a: A) => Effect.Effect<unknown, unknown>) | undefined
+  readonly reset: ((a: A) => Effect.Effect<unknown, unknown> | undefined) | undefined
   readonly isAlive: ((a: A) => boolean) | undefined
   readonly onCreate: ((a: A) => Effect.Effect<unknown, E>) | undefined
   readonly onReconnectFailed: ((e: E) => Effect.Effect<unknown>) | undefined
@@ -154,7 +154,8 @@ export class PoolImpl<A, E> implements Pipeable {
   ): Effect.Effect<B, E2 | PoolError.PoolError, R2> {
     return Effect.flatMap(Effect.exit(restore(f(entry.value))), (exit): Effect.Effect<B, E2 | PoolError.PoolError> => {
       if (entry.revoked) return Effect.fail(this.revokedError(Exit.isFailure(exit) ? exit.cause : undefined))
-      if (this.hooks.reset !== undefined) return Effect.zipRight(this.release(entry), exit)
+      const reset = this.hooks.reset?.(entry.value)
+      if (reset !== undefined) return Effect.zipRight(this.resetThenReturn(entry, reset), exit)
       this.returnEntry(entry)
       return exit
     })
@@ -359,9 +360,17 @@ export class PoolImpl<A, E> implements Pipeable {
 
   /** Returns a leased entry: back to a waiter or the idle stack, or retired. */
   release(entry: Entry<A>): Effect.Effect<void> {
-    if (entry.revoked) return Effect.void
-    if (this.hooks.reset === undefined) return Effect.sync(() => this.returnEntry(entry))
-    return Effect.matchCause(this.hooks.reset(entry.value), {
+    return Effect.suspend(() => {
+      if (entry.revoked) return Effect.void
+      const reset = this.hooks.reset?.(entry.value)
+      if (reset !== undefined) return this.resetThenReturn(entry, reset)
+      this.returnEntry(entry)
+      return Effect.void
+    })
+  }
+
+  private resetThenReturn(entry: Entry<A>, reset: Effect.Effect<unknown, unknown>): Effect.Effect<void> {
+    return Effect.matchCause(reset, {
       onFailure: () => this.returnEntry(entry, "reset-failed"),
       onSuccess: () => this.returnEntry(entry)
     })
