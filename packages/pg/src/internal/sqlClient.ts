@@ -140,6 +140,16 @@ export class PooledConnection extends Base {
   }
 }
 
+// Built on use: an error captures a stack trace, too costly to make per transaction.
+const streamBusy = Effect.suspend(() =>
+  Effect.fail(
+    new SqlError({
+      message: "a stream is open on this transaction's connection; consume it or end its scope before running " +
+        "another statement or stream in the same transaction"
+    })
+  )
+)
+
 /** @internal */
 export class TransactionConnection extends Base {
   private streamOpen = false
@@ -152,12 +162,7 @@ export class TransactionConnection extends Base {
     super(settings)
   }
 
-  private readonly streamBusy = Effect.fail(
-    new SqlError({
-      message: "a stream is open on this transaction's connection; consume it or end its scope before running " +
-        "another statement or stream in the same transaction"
-    })
-  )
+  private readonly streamBusy = streamBusy
 
   override executeUnprepared(
     sql: string,
