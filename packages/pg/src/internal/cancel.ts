@@ -50,11 +50,7 @@ const sslRequestPacket = (): Buffer => {
  *
  * @internal
  */
-export const sendCancelRequest = (
-  target: CancelTarget,
-  timeout: Duration.Duration,
-  waitForServer = true
-): Effect.Effect<boolean> =>
+export const sendCancelRequest = (target: CancelTarget, timeout: Duration.Duration): Effect.Effect<boolean> =>
   Effect.async<boolean>((resume) => {
     let done = false
     let socket: Net.Socket
@@ -74,13 +70,9 @@ export const sendCancelRequest = (
     plain.setNoDelay(true)
     plain.on("error", () => finish(false))
     plain.on("close", () => finish(true))
-    // Without waitForServer, done once the request is handed to the kernel.
-    const sent = () => {
-      if (!waitForServer) finish(true)
-    }
     plain.once("connect", () => {
       if (target.ssl === false) {
-        plain.write(packet, sent)
+        plain.write(packet)
         return
       }
       plain.write(sslRequestPacket())
@@ -99,7 +91,7 @@ export const sendCancelRequest = (
         socket = secure
         secure.on("error", () => finish(false))
         secure.on("close", () => finish(true))
-        secure.once("secureConnect", () => secure.write(packet, sent))
+        secure.once("secureConnect", () => secure.write(packet))
       })
     })
     return Effect.sync(() => finish(false))

@@ -410,28 +410,23 @@ class PgConnectionImpl implements PgConnection.PgConnection {
   }
 
   /**
-   * Closing under a running statement: the connection will not be reused, so there is no point
-   * waiting for the server to confirm the cancel. The CancelRequest is handed to the kernel
-   * (bounded by `cancelTimeout`), then the socket is closed: the backend, interrupted by the
-   * cancel, finds its client gone and exits. This keeps a pool's close with N busy connections
-   * from waiting on N cancel confirmations. (Terminate cannot be sent first: the backend would
-   * read it only after the statement.)
+   * The scope's finalizer: bounded at every step, never fails. Under a running statement
+   * (a pool force-releasing a busy connection) the close goes on in the background — cancel
+   * confirmed or the socket destroyed within `cancelTimeout`, then Terminate within
+   * `closeTimeout` — so that closing N busy connections waits on none of them.
    */
-  private abandon(): Effect.Effect<void> {
-    return Effect.map(sendCancelRequest(this.cancelTarget(), this.options.cancelTimeout, false), () => {
-      this.closing = true
-      this.alive = false
-      // What the statement's caller gets when the socket goes.
-      this.lost ??= new PgConnectionLost({ reason: "Closed", connectionId: this.id, processId: this.processId })
-      Connect.destroySocket(this.client)
-    })
-  }
-
-  /** The scope's finalizer: bounded at every step, never fails. */
   readonly close: Effect.Effect<void> = Effect.suspend(() => {
+    const statement = this.statement
+    if (statement !== undefined && this.alive && statement.cursor === undefined) {
+      Effect.runFork(this.closeNow)
+      return Effect.void
+    }
+    return this.closeNow
+  })
+
+  private readonly closeNow: Effect.Effect<void> = Effect.suspend(() => {
     if (this.deadline !== undefined) clearTimeout(this.deadline)
     const statement = this.statement
-    if (statement !== undefined && this.alive && statement.cursor === undefined) return this.abandon()
     const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
     return Effect.flatMap(stopped, () => {
       if (!this.alive) {
