@@ -168,14 +168,8 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
         ? Option.some(n)
         : Option.none()
     }
-    const millis = (value: Duration.DurationInput | undefined, fallback: number, allowZero: boolean) => {
-      if (value === undefined) return Option.some(fallback)
-      if (isNegativeOrNaN(value)) return Option.none()
-      const decoded = Duration.decodeUnknown(value)
-      if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return Option.none()
-      const ms = Duration.toMillis(decoded.value)
-      return Number.isNaN(ms) || ms < 0 || (!allowZero && ms === 0) ? Option.none() : Option.some(ms)
-    }
+    const millis = (value: Duration.DurationInput | undefined, fallback: number, allowZero: boolean) =>
+      value === undefined ? Option.some(fallback) : Option.fromNullable(millisOf(value, { allowZero }))
 
     const min = count("min", options.min, defaults.min, 0)
     if (Option.isNone(min)) return fail("min", options.min, "an integer >= 0")
@@ -227,7 +221,25 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
     })
   })
 
-// Duration.decode maps negative and NaN inputs to zero; we reject them instead.
+/**
+ * A duration option in milliseconds, or `undefined` when it is not a finite duration > 0
+ * (≥ 0 with `allowZero`). Unlike `Duration.decode`, which turns negative and NaN inputs into
+ * zero, it rejects them: options are never clamped.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const millisOf = (
+  value: Duration.DurationInput,
+  options: { readonly allowZero: boolean }
+): number | undefined => {
+  if (isNegativeOrNaN(value)) return undefined
+  const decoded = Duration.decodeUnknown(value)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return undefined
+  const ms = Duration.toMillis(decoded.value)
+  return Number.isNaN(ms) || ms < 0 || (!options.allowZero && ms === 0) ? undefined : ms
+}
+
 const isNegativeOrNaN = (value: Duration.DurationInput): boolean => {
   if (typeof value === "number") return !(value >= 0)
   if (typeof value === "bigint") return value < BigInt(0)

@@ -7,6 +7,7 @@
  */
 import { PoolConfigError } from "@scoped-pool/core/PoolError"
 import type * as PoolOptions from "@scoped-pool/core/PoolOptions"
+import { millisOf } from "@scoped-pool/core/PoolOptions"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -91,14 +92,13 @@ export interface PgPoolOptions extends
 
 /**
  * The connection options resolved from a `PgPoolOptions`, with the safety-net
- * `statement_timeout` and the effective `queryTimeout` in milliseconds.
+ * `statement_timeout` derived from `queryTimeout`, and the pool's name.
  *
  * @since 0.1.0
  * @category models
  */
 export interface ResolvedConnection {
   readonly connection: PgConnectionOptions
-  readonly queryTimeoutMillis: number
   readonly name: string
 }
 
@@ -198,7 +198,7 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
     const port = options.port ?? fromUrl.port ?? defaults.port
     if (!Number.isInteger(port) || port < 1 || port > 65_535) return fail("port", port, "an integer in [1, 65535]")
 
-    const queryTimeout = decodeDuration(options.queryTimeout ?? defaults.queryTimeout)
+    const queryTimeout = millisOf(options.queryTimeout ?? defaults.queryTimeout, { allowZero: false })
     if (queryTimeout === undefined) return fail("queryTimeout", options.queryTimeout, "a finite duration > 0")
     const durations: Array<[string, Duration.DurationInput | undefined]> = [
       ["connectTimeout", options.connectTimeout],
@@ -207,7 +207,7 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       ["idleInTransactionTimeout", options.idleInTransactionTimeout]
     ]
     for (const [field, value] of durations) {
-      if (value !== undefined && decodeDuration(value) === undefined) {
+      if (value !== undefined && millisOf(value, { allowZero: false }) === undefined) {
         return fail(field, value, "a finite duration > 0")
       }
     }
@@ -230,17 +230,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
       ...(options.types !== undefined ? { types: options.types } : {})
     }
-    return Effect.succeed({ connection, queryTimeoutMillis: queryTimeout, name: connection.applicationName! })
+    return Effect.succeed({ connection, name: connection.applicationName! })
   })
-
-const decodeDuration = (input: Duration.DurationInput): number | undefined => {
-  if (typeof input === "number" && !(input > 0)) return undefined
-  if (typeof input === "string" && /^\s*-|nan/i.test(input)) return undefined
-  const decoded = Duration.decodeUnknown(input)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return undefined
-  const millis = Duration.toMillis(decoded.value)
-  return millis > 0 ? millis : undefined
-}
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
 

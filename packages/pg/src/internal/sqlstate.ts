@@ -5,19 +5,10 @@
  * @internal
  */
 
-/**
- * The reasons a connection attempt can fail, as `PgConnectError.reason`.
- *
- * @internal
- */
-export type ConnectFailure =
-  | "Unreachable"
-  | "Authentication"
-  | "UnknownDatabase"
-  | "Timeout"
-  | "Tls"
-  | "Protocol"
-  | "TooManyConnections"
+import type { PgConnectErrorReason } from "../PgError.js"
+
+/** The reasons a connection attempt can fail, as `PgConnectError.reason`. @internal */
+export type ConnectFailure = PgConnectErrorReason
 
 /**
  * Errors after which the backend is gone or the protocol state is unknown:
