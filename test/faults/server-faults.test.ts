@@ -10,7 +10,6 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Pool from "@scoped-pool/core/Pool"
 import { PgPool } from "@scoped-pool/pg"
 import { PgConnectionLost } from "@scoped-pool/pg/PgError"
-import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,6 +19,7 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import { backendsOf, eventuallyActive, eventuallyNoBackends } from "../support/backends.js"
+import { failureOf } from "../support/exits.js"
 import {
   classify,
   classifyCause,
@@ -55,16 +55,6 @@ const openPool = (options: PgPool.Options) =>
     )
     return { pg, close: Scope.close(scope, Exit.void) }
   })
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const failure = Cause.failureOption((exit as Exit.Failure<A, E>).cause)
-  assert.isTrue(
-    failure._tag === "Some",
-    `expected a typed failure, got ${Cause.pretty((exit as Exit.Failure<A, E>).cause)}`
-  )
-  return (failure as { readonly value: E }).value
-}
 
 describe("S7 server faults: pg_terminate_backend", () => {
   it.scopedLive(

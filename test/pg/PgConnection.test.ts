@@ -11,22 +11,13 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import { backendsOf } from "../support/backends.js"
+import { failureOf } from "../support/exits.js"
 import { freePort } from "../support/PgServer.js"
 import { testDb } from "../support/TestDb.js"
 import { optionsFromUrl, passwordOf } from "./options.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 const options = optionsFromUrl(url, applicationName)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const failure = Cause.failureOption((exit as Exit.Failure<A, E>).cause)
-  assert.isTrue(
-    failure._tag === "Some",
-    `expected a typed failure, got ${Cause.pretty((exit as Exit.Failure<A, E>).cause)}`
-  )
-  return (failure as { readonly value: E }).value
-}
 
 const connectFailure = (overrides: Partial<PgConnection.PgConnectionOptions>) =>
   PgConnection.make({ ...options, ...overrides }).pipe(Effect.scoped, Effect.exit, Effect.map(failureOf))

@@ -1,30 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as PgConnection from "@scoped-pool/pg/PgConnection"
 import type * as PgError from "@scoped-pool/pg/PgError"
-import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { backendsOf, eventuallyNoBackends } from "../support/backends.js"
+import { failureOf } from "../support/exits.js"
 import * as PgServer from "../support/PgServer.js"
 import { testDb } from "../support/TestDb.js"
 import { optionsFromUrl } from "./options.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 const options = optionsFromUrl(url, applicationName)
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
-  assert.isTrue(Exit.isFailure(exit), "expected a failure")
-  const failure = Cause.failureOption((exit as Exit.Failure<A, E>).cause)
-  assert.isTrue(
-    Option.isSome(failure),
-    `expected a typed failure, got ${Cause.pretty((exit as Exit.Failure<A, E>).cause)}`
-  )
-  return (failure as Option.Some<E>).value
-}
 
 /** Forks `conn.query(sql)` and returns once the statement has been handed to the socket. */
 const forkRunning = (conn: PgConnection.PgConnection, sql: string) =>
