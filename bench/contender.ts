@@ -1,18 +1,22 @@
 /**
  * One contender, one measurement, in its own process: `bench/run.ts` forks this file once per
  * contender × workload × round, so that CPU time and peak RSS belong to that contender alone.
+ * The Effect 4 contenders live in `bench/effect4/contender.ts` (their own Effect).
  *
  *   tsx bench/contender.ts <contender> <workload> [--url URL] [--ms 3000] [--warmup 1000]
- *     [--concurrency 10] [--n 100] [--app name]
+ *     [--concurrency 10] [--n 100] [--app name] [--cap 3000] [--rows 1000000]
  *
- * The last stdout line is `RESULT {json}` (see `Result`). Contenders: ours-sql, ours-raw,
- * effect-sql-pg, pg-pool, postgres-js (and `core` for the checkout loop). Workloads: select1,
- * rows100, tx3, insert (throughput), close, close-daemon, cancel (lifecycle), checkout (core).
+ * The last stdout line is `RESULT {json}` (see `Result` in shared.ts). Contenders: ours-sql,
+ * ours-sql-nopipe, ours-raw, effect-sql-pg, pg-pool, postgres-js, pg-copy-streams, ours-copy
+ * (and `core` for the checkout loop). Workloads: select1, rows100, tx3, insert (throughput),
+ * close, close-daemon, cancel, slowhead (lifecycle and latency), copy-insert, copy-from, copy-to
+ * (COPY), checkout (core).
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Pool from "@scoped-pool/core/Pool"
 import * as PgPool from "@scoped-pool/pg/PgPool"
+import * as PgPoolConfig from "@scoped-pool/pg/PgPoolConfig"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -21,77 +25,54 @@ import * as Layer from "effect/Layer"
 import * as EffectPool from "effect/Pool"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
-import GenericPool from "generic-pool"
-import postgres from "postgres"
-import pg from "./pg.js"
+import type * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
+import { Readable } from "node:stream"
+import { pipeline } from "node:stream/promises"
+import pg, { copyStreams } from "./pg.js"
+import {
+  cancelResult,
+  cancelTimeoutMs,
+  copyCreateSql,
+  copyResult,
+  copyRow,
+  copyTable,
+  copyTextChunks,
+  cpuMicros,
+  insertSql,
+  measureCopy,
+  measurePromise,
+  type Moved,
+  observer,
+  parseArgs,
+  report,
+  type Result,
+  ROWS_SQL,
+  rssMb,
+  SLEEP10,
+  SLEEP60,
+  sleepMs,
+  SLOW_SQL,
+  slowHeadBaselineMs,
+  slowHeadPromise,
+  SlowHeadRecorder,
+  slowHeadResult,
+  slowHeadWarmupMs,
+  slowHeadWorkers,
+  throughput,
+  timed,
+  type Window
+} from "./shared.js"
 
-/** What a child reports. */
-export interface Result {
-  readonly contender: string
-  readonly workload: string
-  /** Throughput workloads. */
-  readonly queries?: number
-  readonly elapsedMs?: number
-  readonly qps?: number
-  /** Client CPU (user + system) per query over the measured window, in µs. */
-  readonly cpuUsPerQuery?: number
-  /** Peak RSS of the process (whole life, warm-up included), in MB. */
-  readonly rssMb: number
-  /** close: time to close the pool; null when it did not finish within the cap. */
-  readonly closeMs?: number | null
-  /** close: backends of this contender still on the server 1 s after close (or after the cap). */
-  readonly backendsLeft?: number
-  /** cancel: timeout fired → backend no longer running the statement, in ms; null = not within the cap. */
-  readonly cancelMs?: number | null
-  /** cancel: timeout fired → the timed-out effect returned to the caller, in ms; null = not within the cap. */
-  readonly returnMs?: number | null
-  /** checkout: ns per Pool.use round trip (no I/O). */
-  readonly nsPerOp?: number
-  readonly note?: string
-}
+export type { Result } from "./shared.js"
 
-// ---------------------------------------------------------------------------------------------
-// Arguments
-
-const [contender = "", workload = "", ...rest] = process.argv.slice(2)
-const flag = (name: string, fallback: string): string => {
-  const i = rest.indexOf(`--${name}`)
-  return i >= 0 && rest[i + 1] !== undefined ? rest[i + 1]! : fallback
-}
-const url = flag("url", process.env.BENCH_DATABASE_URL ?? "")
-const measureMs = Number(flag("ms", "3000"))
-const warmupMs = Number(flag("warmup", "1000"))
-const concurrency = Number(flag("concurrency", "10"))
-const n = Number(flag("n", "10"))
-const app = flag("app", `bench-${contender}`)
-/** Bound on a close or a cancel before it counts as "did not finish". */
-const capMs = Number(flag("cap", "3000"))
-const closeCapMs = capMs
-const cancelCapMs = capMs
-const table = `bench_ins_${contender.replace(/[^a-z0-9]/g, "_")}`
-
-export const ROWS_SQL = "SELECT g, g::text, now() FROM generate_series(1,100) g"
-const INSERT_SQL = `INSERT INTO ${table} (a, b) VALUES ($1, $2)`
-const SLEEP60 = "SELECT pg_sleep(60)"
-const SLEEP10 = "SELECT pg_sleep(10)"
-
-const rssMb = () => Math.round(process.resourceUsage().maxRSS / 1024 * 10) / 10
-
-const cpuMicros = () => {
-  const u = process.cpuUsage()
-  return u.user + u.system
-}
+const args = parseArgs(process.argv.slice(2))
+const { app, capMs, concurrency, contender, table, url, workload } = args
+const INSERT_SQL = insertSql(table)
 
 // ---------------------------------------------------------------------------------------------
-// Throughput loops: `concurrency` workers, each running `op` back to back until the deadline.
-
-interface Window {
-  readonly queries: number
-  readonly elapsedMs: number
-  readonly cpuUs: number
-}
-
-const statementsPerOp = 1 // a transaction counts as one operation (BEGIN + 3 + COMMIT)
+// Throughput loop on fibers: `concurrency` workers, each running `op` back to back until the
+// deadline; a transaction counts as one operation.
 
 const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: number) =>
   Effect.suspend(() => {
@@ -101,7 +82,7 @@ const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: n
       while: () => performance.now() < until,
       body: () => op(count),
       step: () => {
-        count += statementsPerOp
+        count += 1
       }
     })
     return Effect.map(
@@ -112,45 +93,13 @@ const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: n
 
 const measureEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>): Effect.Effect<Window, E, R> =>
   Effect.gen(function*() {
-    yield* loopEffect(op, warmupMs)
+    yield* loopEffect(op, args.warmupMs)
     const cpu0 = cpuMicros()
     const t0 = performance.now()
-    const queries = yield* loopEffect(op, measureMs)
+    const queries = yield* loopEffect(op, args.measureMs)
     const elapsedMs = performance.now() - t0
     return { queries, elapsedMs, cpuUs: cpuMicros() - cpu0 }
   })
-
-const loopPromise = async (op: (i: number) => Promise<unknown>, ms: number): Promise<number> => {
-  let count = 0
-  const until = performance.now() + ms
-  const worker = async () => {
-    while (performance.now() < until) {
-      await op(count)
-      count += statementsPerOp
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, worker))
-  return count
-}
-
-const measurePromise = async (op: (i: number) => Promise<unknown>): Promise<Window> => {
-  await loopPromise(op, warmupMs)
-  const cpu0 = cpuMicros()
-  const t0 = performance.now()
-  const queries = await loopPromise(op, measureMs)
-  const elapsedMs = performance.now() - t0
-  return { queries, elapsedMs, cpuUs: cpuMicros() - cpu0 }
-}
-
-const throughput = (w: Window): Result => ({
-  contender,
-  workload,
-  queries: w.queries,
-  elapsedMs: Math.round(w.elapsedMs),
-  qps: Math.round(w.queries / (w.elapsedMs / 1000)),
-  cpuUsPerQuery: Math.round(w.cpuUs / w.queries * 10) / 10,
-  rssMb: rssMb()
-})
 
 // ---------------------------------------------------------------------------------------------
 // Workloads through SqlClient (ours and @effect/sql-pg run the very same code)
@@ -175,17 +124,50 @@ const sqlOp = (sql: SqlClient.SqlClient, name: string): (i: number) => Effect.Ef
   throw new Error(`unknown workload ${name}`)
 }
 
-const oursLayer = (max: number, min = 0) => PgPool.layer({ url: Redacted.make(url), max, min, applicationName: app })
+/**
+ * `ours-sql-nopipe`: our pool with statement pipelining off. The option arrives with the wire
+ * client (issue 12 line 4); until `PgPoolConfig.defaults` has a `pipeline` entry the variant
+ * passes nothing and runs as plain `ours-sql` (its result says which). For another spelling of
+ * the option: `BENCH_NOPIPE_OPTIONS='{"pipelineDepth":1}'`.
+ */
+const noPipeline: { readonly options: Record<string, unknown>; readonly note: string } = (() => {
+  const env = process.env.BENCH_NOPIPE_OPTIONS
+  if (env !== undefined && env !== "") {
+    return { options: JSON.parse(env) as Record<string, unknown>, note: `options ${env} (BENCH_NOPIPE_OPTIONS)` }
+  }
+  return Object.hasOwn(PgPoolConfig.defaults, "pipeline")
+    ? { options: { pipeline: false }, note: "pipeline: false" }
+    : { options: {}, note: "no pipeline option in PgPoolConfig yet: runs as ours-sql" }
+})()
+
+const oursLayer = (max: number, min = 0) =>
+  PgPool.layer({
+    url: Redacted.make(url),
+    max,
+    min,
+    applicationName: app,
+    ...(contender === "ours-sql-nopipe" ? noPipeline.options : {})
+  } as PgPool.Options)
 
 const effectSqlPgLayer = (max: number, min = 0) =>
   PgClient.layer({ url: Redacted.make(url), maxConnections: max, minConnections: min, applicationName: app })
 
-const runSqlClient = (layer: Layer.Layer<SqlClient.SqlClient, unknown>): Promise<Result> =>
+/** The layer of a contender that speaks SqlClient. */
+const sqlLayer = (max: number, min = 0): Layer.Layer<SqlClient.SqlClient | PgPool.PgPool, unknown> =>
+  (contender === "effect-sql-pg" ? effectSqlPgLayer(max, min) : oursLayer(max, min)) as Layer.Layer<
+    SqlClient.SqlClient | PgPool.PgPool,
+    unknown
+  >
+
+const withNote = (result: Result): Result =>
+  contender === "ours-sql-nopipe" ? { ...result, note: noPipeline.note } : result
+
+const runSqlClient = (): Promise<Result> =>
   Effect.runPromise(
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
-      return throughput(yield* measureEffect(sqlOp(sql, workload)))
-    }).pipe(Effect.provide(layer), Effect.scoped) as Effect.Effect<Result>
+      return withNote(throughput(args, yield* measureEffect(sqlOp(sql, workload))))
+    }).pipe(Effect.provide(sqlLayer(10)), Effect.scoped) as Effect.Effect<Result>
   )
 
 // ---------------------------------------------------------------------------------------------
@@ -220,7 +202,7 @@ const runOursRaw = (): Promise<Result> =>
         default:
           throw new Error(`unknown workload ${workload}`)
       }
-      return throughput(yield* measureEffect(op))
+      return throughput(args, yield* measureEffect(op))
     }).pipe(Effect.provide(oursLayer(10)), Effect.scoped) as Effect.Effect<Result>
   )
 
@@ -258,13 +240,20 @@ const runPgPool = async (): Promise<Result> => {
     default:
       throw new Error(`unknown workload ${workload}`)
   }
-  const result = throughput(await measurePromise(op))
+  const result = throughput(args, await measurePromise(args, op))
   await pool.end()
   return result
 }
 
+// The peers' libraries are imported when used, so that no contender's process (and peak RSS)
+// carries another's code: run.ts bundles with code splitting, one chunk per dynamic import.
+const postgresJs = async (max: number) => {
+  const postgres = (await import("postgres")).default
+  return postgres(url, { max, connection: { application_name: app }, onnotice: () => undefined })
+}
+
 const runPostgresJs = async (): Promise<Result> => {
-  const sql = postgres(url, { max: 10, connection: { application_name: app }, onnotice: () => undefined })
+  const sql = await postgresJs(10)
   let op: (i: number) => Promise<unknown>
   switch (workload) {
     case "select1":
@@ -287,7 +276,53 @@ const runPostgresJs = async (): Promise<Result> => {
     default:
       throw new Error(`unknown workload ${workload}`)
   }
-  const result = throughput(await measurePromise(op))
+  const result = throughput(args, await measurePromise(args, op))
+  await sql.end({ timeout: 5 })
+  return result
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slow head (issue 12 line 4): pool of 10, 99 fibers running `SELECT 1`, then a 100th running
+// `SELECT pg_sleep(2)`; `SELECT 1`'s latency without and with it.
+
+const runSlowHeadSql = (): Promise<Result> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const rec = new SlowHeadRecorder()
+      const worker = Effect.whileLoop({
+        while: () => rec.running,
+        body: () =>
+          Effect.suspend(() => {
+            const t0 = performance.now()
+            return Effect.map(sql`SELECT 1`, () => rec.record(t0))
+          }),
+        step: () => undefined
+      })
+      const workers = yield* Effect.fork(
+        Effect.all(Array.from({ length: slowHeadWorkers }, () => worker), { concurrency: "unbounded", discard: true })
+      )
+      yield* Effect.sleep(slowHeadWarmupMs(args))
+      rec.baseline.open()
+      yield* Effect.sleep(slowHeadBaselineMs)
+      rec.baseline.close()
+      rec.slow.open()
+      const t0 = performance.now()
+      yield* sql.unsafe(SLOW_SQL)
+      const slowMs = performance.now() - t0
+      rec.slow.close()
+      rec.baseline.open()
+      yield* Effect.sleep(slowHeadBaselineMs)
+      rec.baseline.close()
+      rec.running = false
+      yield* Fiber.join(workers)
+      return withNote(slowHeadResult(args, rec, slowMs))
+    }).pipe(Effect.provide(sqlLayer(10)), Effect.scoped) as Effect.Effect<Result>
+  )
+
+const runSlowHeadPostgresJs = async (): Promise<Result> => {
+  const sql = await postgresJs(10)
+  const result = await slowHeadPromise(args, () => sql`SELECT 1`, () => sql.unsafe(SLOW_SQL))
   await sql.end({ timeout: 5 })
   return result
 }
@@ -295,55 +330,14 @@ const runPostgresJs = async (): Promise<Result> => {
 // ---------------------------------------------------------------------------------------------
 // Lifecycle: a separate observer connection reads pg_stat_activity
 
-const observer = async () => {
-  const client = new pg.Client({ connectionString: url, application_name: "bench-observer" })
-  client.on("error", () => undefined)
-  await client.connect()
-  const activeLike = async (like: string): Promise<Array<number>> =>
-    (await client.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE $2",
-      [app, like]
-    )).rows.map((r) => r.pid)
-  const backends = async (): Promise<number> =>
-    (await client.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1",
-      [app]
-    )).rows[0]!.n
-  const waitActive = async (like: string, count: number, withinMs = 30_000) => {
-    const deadline = Date.now() + withinMs
-    for (;;) {
-      const pids = await activeLike(like)
-      if (pids.length >= count) return pids
-      if (Date.now() > deadline) throw new Error(`only ${pids.length}/${count} backends active in ${like}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  }
-  return { client, activeLike, backends, waitActive, end: () => client.end().catch(() => undefined) }
-}
-
-const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-
-/** Caps a promise: resolves to the elapsed ms, or null when `cap` passed first. */
-const timed = async (p: Promise<unknown>, capMs: number): Promise<number | null> => {
-  const t0 = performance.now()
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const done = await Promise.race([
-    p.then(() => true, () => true),
-    new Promise<false>((r) => {
-      timer = setTimeout(() => r(false), capMs)
-    })
-  ])
-  clearTimeout(timer)
-  return done ? Math.round((performance.now() - t0) * 10) / 10 : null
-}
-
 /**
  * Close with `n` busy connections. `close`: the busy fibers belong to the closing scope (the
  * usual program shape: SIGINT interrupts main, its children are interrupted, then the pool's
  * finalizer runs). `close-daemon`: the leases are held by fibers outside the scope.
  */
 const runClose = async (): Promise<Result> => {
-  const obs = await observer()
+  const n = args.n
+  const obs = await observer(url, app)
   const daemon = workload === "close-daemon"
   let closeMs: number | null
   if (contender === "pg-pool") {
@@ -351,22 +345,18 @@ const runClose = async (): Promise<Result> => {
     pool.on("error", () => undefined)
     for (let i = 0; i < n; i++) pool.query(SLEEP60).catch(() => undefined)
     await obs.waitActive(SLEEP60, n)
-    closeMs = await timed(pool.end(), closeCapMs)
+    closeMs = await timed(pool.end(), capMs)
   } else if (contender === "postgres-js") {
-    const sql = postgres(url, { max: n, connection: { application_name: app } })
+    const sql = await postgresJs(n)
     for (let i = 0; i < n; i++) sql.unsafe(SLEEP60).catch(() => undefined)
     await obs.waitActive(SLEEP60, n)
-    closeMs = await timed(sql.end({ timeout: 0 }), closeCapMs)
+    closeMs = await timed(sql.end({ timeout: 0 }), capMs)
   } else {
     // One Effect program: a pool belongs to the runtime (fiber refs) that built it.
-    const layer = (contender === "effect-sql-pg" ? effectSqlPgLayer(n, n) : oursLayer(n, n)) as Layer.Layer<
-      SqlClient.SqlClient,
-      unknown
-    >
     closeMs = await Effect.runPromise(
       Effect.gen(function*() {
         const scope = yield* Scope.make()
-        const ctx = yield* Layer.buildWithScope(layer, scope)
+        const ctx = yield* Layer.buildWithScope(sqlLayer(n, n), scope)
         const sql = Context.get(ctx, SqlClient.SqlClient)
         const sleep = sql.unsafe(SLEEP60)
         const fibers = yield* Effect.forEach(
@@ -375,7 +365,9 @@ const runClose = async (): Promise<Result> => {
         )
         yield* Effect.promise(() => obs.waitActive(SLEEP60, n))
         const t0 = performance.now()
-        const closed = yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(closeCapMs))
+        // Awaited, not run, under the cap: a close that cannot be interrupted must not hold the timeout.
+        const closing = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+        const closed = yield* Fiber.await(closing).pipe(Effect.timeoutOption(capMs))
         const elapsed = closed._tag === "Some" ? Math.round((performance.now() - t0) * 10) / 10 : null
         if (daemon) yield* Effect.forkDaemon(Fiber.interruptAll(fibers))
         return elapsed
@@ -393,21 +385,15 @@ const runClose = async (): Promise<Result> => {
  * 10th runs pg_sleep(10) under Effect.timeout(300 ms). The observer polls pg_stat_activity every
  * 2 ms until that backend no longer runs it.
  */
-const cancelTimeoutMs = 300
-
 const runCancel = async (): Promise<Result> => {
-  const obs = await observer()
-  const layer = (contender === "effect-sql-pg" ? effectSqlPgLayer(10, 10) : oursLayer(10, 10)) as Layer.Layer<
-    SqlClient.SqlClient | PgPool.PgPool,
-    unknown
-  >
+  const obs = await observer(url, app)
   let returnedAt: number | undefined
   let fired = 0
   let goneAt: number | undefined
   await Effect.runPromise(
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const ctx = yield* Layer.buildWithScope(layer, scope)
+      const ctx = yield* Layer.buildWithScope(sqlLayer(10, 10), scope)
       const sql = Context.get(ctx, SqlClient.SqlClient)
       const hog = yield* Effect.forEach(Array.from({ length: 9 }), () => Effect.forkDaemon(sql.unsafe(SLEEP60)))
       yield* Effect.promise(() => obs.waitActive(SLEEP60, 9))
@@ -433,34 +419,171 @@ const runCancel = async (): Promise<Result> => {
       )
       yield* Effect.promise(async () => {
         const [pid] = await obs.waitActive(SLEEP10, 1, 5000)
-        while (performance.now() < fired + cancelCapMs) {
-          const { rows } = await obs.client.query<{ n: number }>(
-            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query = $2",
-            [pid, SLEEP10]
-          )
-          const now = performance.now()
-          if (rows[0]!.n === 0) {
-            goneAt = now
-            return
-          }
-          await sleepMs(2)
-        }
+        goneAt = await obs.waitGone(pid!, SLEEP10, () => fired + capMs)
       })
       // Leave nothing behind: the hogs are interrupted, the pool closed (bounded).
       yield* Effect.forkDaemon(Fiber.interruptAll(hog))
-      yield* Scope.close(scope, Exit.void).pipe(Effect.timeoutOption(3000))
+      yield* Fiber.await(yield* Effect.forkDaemon(Scope.close(scope, Exit.void))).pipe(Effect.timeoutOption(3000))
     }) as Effect.Effect<void>
   )
   await obs.end()
-  const round = (t: number | undefined) => t === undefined ? null : Math.round((t - fired) * 10) / 10
-  return {
-    contender,
-    workload,
-    cancelMs: round(goneAt),
-    returnMs: round(returnedAt),
-    rssMb: rssMb(),
-    note: `timeout ${cancelTimeoutMs} ms; latencies from the instant the timeout fired`
+  return cancelResult(args, fired, goneAt, returnedAt)
+}
+
+// ---------------------------------------------------------------------------------------------
+// COPY (issue 17 line 5): 1,000,000 rows × 3 columns loaded and exported
+
+const copyLoadSql = (t: string) => `COPY ${t} (a, b, c) FROM STDIN`
+const copyExportSql = (t: string) => `COPY ${t} (a, b, c) TO STDOUT`
+/** Rows per multi-row INSERT (3 parameters each; PostgreSQL allows 65,535 per statement). */
+const insertBatch = 1000
+
+/** Creates this contender's COPY table, filled server-side for an export; counts it after a load. */
+const copySetup = async (fill: boolean) => {
+  const t = copyTable(contender)
+  const admin = new pg.Client({ connectionString: url, application_name: "bench-observer" })
+  admin.on("error", () => undefined)
+  await admin.connect()
+  await admin.query(copyCreateSql(t))
+  if (fill) {
+    await admin.query(
+      `INSERT INTO ${t} SELECT g, 'row-' || g, g / 4.0 FROM generate_series(0, ${args.rows - 1}) g; ANALYZE ${t}`
+    )
   }
+  return {
+    table: t,
+    /** Fails unless the table holds exactly the rows loaded; then drops it. */
+    verifyAndDrop: async (expected: number) => {
+      const n = (await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${t}`)).rows[0]!.n
+      await admin.query(`DROP TABLE ${t}`)
+      await admin.end().catch(() => undefined)
+      if (n !== expected) throw new Error(`${t} holds ${n} rows, expected ${expected}`)
+    }
+  }
+}
+
+const countLines = (chunk: Uint8Array): number => {
+  let n = 0
+  for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++
+  return n
+}
+
+/** Reads CPU and wall time over a COPY (or the INSERT path) run as an effect. */
+const measureCopyEffect = <E, R>(effect: Effect.Effect<Moved, E, R>, note: string): Effect.Effect<Result, E, R> =>
+  Effect.suspend(() => {
+    const cpu0 = cpuMicros()
+    const t0 = performance.now()
+    return Effect.map(effect, (moved) => copyResult(args, moved, performance.now() - t0, cpuMicros() - cpu0, note))
+  })
+
+/** Multi-row INSERT through SqlClient, 1,000 rows a statement, one after the other. */
+const runCopyInsert = async (): Promise<Result> => {
+  const setup = await copySetup(false)
+  const result = await Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const batchAt = (start: number) => {
+        const batch: Array<{ a: number; b: string; c: number }> = []
+        for (let i = start; i < Math.min(args.rows, start + insertBatch); i++) {
+          const [a, b, c] = copyRow(i)
+          batch.push({ a, b, c })
+        }
+        return batch
+      }
+      return yield* measureCopyEffect(
+        Effect.as(
+          Effect.forEach(
+            Array.from({ length: Math.ceil(args.rows / insertBatch) }, (_, k) => k * insertBatch),
+            (start) => sql`INSERT INTO ${sql(setup.table)} ${sql.insert(batchAt(start))}`,
+            { discard: true }
+          ),
+          { rows: args.rows }
+        ),
+        `multi-row INSERT through SqlClient, ${insertBatch} rows a statement`
+      )
+    }).pipe(Effect.provide(sqlLayer(1)), Effect.scoped) as Effect.Effect<Result>
+  )
+  await setup.verifyAndDrop(args.rows)
+  return result
+}
+
+/** `pg-copy-streams` over one `pg.Client`: COPY FROM STDIN of the text chunks, COPY TO STDOUT counted. */
+const runPgCopyStreams = async (): Promise<Result> => {
+  const setup = await copySetup(workload === "copy-to")
+  const client = new pg.Client({ connectionString: url, application_name: app })
+  client.on("error", () => undefined)
+  await client.connect()
+  let result: Result
+  if (workload === "copy-from") {
+    result = await measureCopy(args, async () => {
+      const stream = client.query(copyStreams.from(copyLoadSql(setup.table)))
+      await pipeline(Readable.from(copyTextChunks(args.rows)), stream)
+      return { rows: stream.rowCount }
+    }, "pg-copy-streams from(), text format, ~64 KB chunks")
+  } else {
+    result = await measureCopy(args, async () => {
+      const stream = client.query(copyStreams.to(copyExportSql(setup.table)))
+      let bytes = 0
+      let rows = 0
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length
+        rows += countLines(chunk)
+      }
+      return { rows, bytes }
+    }, "pg-copy-streams to(), text format")
+  }
+  await client.end()
+  await setup.verifyAndDrop(args.rows)
+  return result
+}
+
+/**
+ * SLOT for our COPY (issue 17): runs `copyFrom` / `copyTo` of the `PgPool` service as soon as it
+ * has them, with the same data, chunks and counting as `pg-copy-streams`; until then it reports
+ * "skipped". The shapes assumed are issue 17 line 1's: `copyFrom(sql)` a Sink of Uint8Array
+ * that completes with the row count, `copyTo(sql)` a Stream of Uint8Array. If the API lands in
+ * another shape, adapt the two calls below (and nothing else).
+ */
+interface CopyApi {
+  readonly copyFrom?: (sql: string) => Sink.Sink<number, Uint8Array, unknown, unknown>
+  readonly copyTo?: (sql: string) => Stream.Stream<Uint8Array, unknown>
+}
+
+const runOursCopy = async (): Promise<Result> => {
+  const from = workload === "copy-from"
+  const name = from ? "copyFrom" : "copyTo"
+  let setup: Awaited<ReturnType<typeof copySetup>> | undefined
+  const result = await Effect.runPromise(
+    Effect.gen(function*() {
+      const service = (yield* PgPool.PgPool) as unknown as CopyApi
+      if (typeof service[name] !== "function") {
+        return { contender, workload, rssMb: rssMb(), skipped: `PgPool has no ${name} yet` } satisfies Result
+      }
+      const s = yield* Effect.promise(() => copySetup(!from))
+      setup = s
+      return yield* (from
+        ? measureCopyEffect(
+          Effect.map(
+            Stream.run(
+              Stream.fromIteratorSucceed(copyTextChunks(args.rows), 1),
+              service.copyFrom!(copyLoadSql(s.table))
+            ),
+            (rows) => ({ rows })
+          ),
+          "ours copyFrom, text format, ~64 KB chunks"
+        )
+        : measureCopyEffect(
+          Stream.runFold(
+            service.copyTo!(copyExportSql(s.table)),
+            { rows: 0, bytes: 0 },
+            (acc, chunk) => ({ rows: acc.rows + countLines(chunk), bytes: acc.bytes + chunk.length })
+          ),
+          "ours copyTo, text format"
+        ))
+    }).pipe(Effect.provide(oursLayer(1)), Effect.scoped) as Effect.Effect<Result>
+  )
+  await setup?.verifyAndDrop(args.rows)
+  return result
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -488,6 +611,7 @@ const runCheckout = async (): Promise<Result> => {
     yield* loop(ops)
     return perOp(t0)
   })))
+  const GenericPool = (await import("generic-pool")).default
   const gp = GenericPool.createPool({ create: async () => ({}), destroy: async () => undefined }, { min: 10, max: 10 })
   const gpLoop = async (k: number) => {
     for (let i = 0; i < k; i++) await gp.release(await gp.acquire())
@@ -514,16 +638,29 @@ const runCheckout = async (): Promise<Result> => {
 // ---------------------------------------------------------------------------------------------
 
 const main = async (): Promise<Result> => {
-  if (workload === "checkout") return runCheckout()
-  if (workload === "close" || workload === "close-daemon") return runClose()
-  if (workload === "cancel") return runCancel()
+  switch (workload) {
+    case "checkout":
+      return runCheckout()
+    case "close":
+    case "close-daemon":
+      return runClose()
+    case "cancel":
+      return runCancel()
+    case "slowhead":
+      return contender === "postgres-js" ? runSlowHeadPostgresJs() : runSlowHeadSql()
+    case "copy-insert":
+      return runCopyInsert()
+    case "copy-from":
+    case "copy-to":
+      return contender === "ours-copy" ? runOursCopy() : runPgCopyStreams()
+  }
   switch (contender) {
     case "ours-sql":
-      return runSqlClient(oursLayer(10))
+    case "ours-sql-nopipe":
+    case "effect-sql-pg":
+      return runSqlClient()
     case "ours-raw":
       return runOursRaw()
-    case "effect-sql-pg":
-      return runSqlClient(effectSqlPgLayer(10))
     case "pg-pool":
       return runPgPool()
     case "postgres-js":
@@ -532,13 +669,4 @@ const main = async (): Promise<Result> => {
   throw new Error(`unknown contender ${contender}`)
 }
 
-main().then(
-  (result) => {
-    console.log(`RESULT ${JSON.stringify(result)}`)
-    process.exit(0)
-  },
-  (error) => {
-    console.error(error)
-    process.exit(1)
-  }
-)
+report(main())

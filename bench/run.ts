@@ -1,24 +1,30 @@
 /**
- * Benchmarks side by side with the peers, as ratios to pg-pool measured in the same run.
+ * Benchmarks side by side with the peers, as ratios measured in the same run.
  *
- *   pnpm bench            full run (3 rounds × 3 s per contender and workload; ~10 min on 2 cores)
- *   pnpm bench --quick    everyday run (1 round × 1 s; under 2 min)
- *   options: --rounds N, --ms N (measured window), --warmup N, --no-lifecycle, --no-pgbench
+ *   pnpm bench            full run (3 interleaved rounds; ~15 min on 2 cores)
+ *   pnpm bench --quick    everyday run (1 round × 1 s; a few minutes)
+ *   pnpm bench --copy     adds the COPY benchmark (1,000,000 rows; 100,000 with --quick)
+ *   options: --rounds N, --ms N (measured window), --warmup N, --cap N, --copy-rows N,
+ *            --only throughput,slowhead,lifecycle,copy   --contenders a,b,…
+ *            --no-lifecycle, --no-slowhead, --no-pgbench, --tsx
  *
- * Starts one embedded PostgreSQL (or uses BENCH_DATABASE_URL), then forks `bench/contender.ts`
- * once per contender × workload × round, in interleaved rounds (A B C D E A B C D E …), and
- * takes medians. Writes bench/results/latest.json, latest.md and chart.svg. See bench/README.md.
+ * Starts one embedded PostgreSQL (or uses BENCH_DATABASE_URL), then forks a contender process
+ * per contender × workload × round — `bench/contender.ts` (Effect 3 contenders) or
+ * `bench/effect4/contender.ts` (Effect 4) — in interleaved rounds (A B C D E A B C D E …), and
+ * takes medians. Writes bench/results/latest.json, latest.md (with the targets of issues 12, 13
+ * and 17 evaluated) and chart.svg. See bench/README.md.
  */
 import * as PgServer from "@scoped-pool/test/PgServer"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { cpus, tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { renderChart } from "./chart.js"
-import type { Result } from "./contender.js"
 import pg from "./pg.js"
+import type { LatencySummary, Result } from "./shared.js"
+import { copyTable, tableOf } from "./shared.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = dirname(here)
@@ -33,33 +39,65 @@ const opt = (name: string, fallback: number): number => {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 ? Number(argv[i + 1]) : fallback
 }
+const list = (name: string): ReadonlyArray<string> | undefined => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]!.split(",") : undefined
+}
 const rounds = opt("rounds", quick ? 1 : 3)
-const measureMs = opt("ms", quick ? 1000 : 3000)
+// 2.5 s windows in full mode (3 s before the Effect 4 contenders came): keeps the full run
+// within ~15 minutes with nine contenders.
+const measureMs = opt("ms", quick ? 1000 : 2500)
 const warmupMs = opt("warmup", quick ? 500 : 1000)
 /** Bound on a close or a cancel before it counts as "did not finish". */
 const capMs = opt("cap", quick ? 2000 : 3000)
-const lifecycle = !argv.includes("--no-lifecycle")
+const copyRows = opt("copy-rows", quick ? 100_000 : 1_000_000)
+const only = list("only")
+const section = (name: string, on: boolean) => only ? only.includes(name) : on
+const runThroughput = section("throughput", true)
+const runSlowHead = section("slowhead", !argv.includes("--no-slowhead"))
+const runLifecycle = section("lifecycle", !argv.includes("--no-lifecycle"))
+const runCopy = section("copy", argv.includes("--copy"))
 const withPgbench = !argv.includes("--no-pgbench")
+const pick = list("contenders")
+const picked = (c: string) => pick === undefined || pick.includes(c)
 const lifecycleRounds = quick ? 1 : 3
 const closeSizes = quick ? [100] : [10, 50, 100]
 
-const contenders = ["ours-sql", "ours-raw", "effect-sql-pg", "pg-pool", "postgres-js"] as const
-const labels: Record<string, string> = {
-  "ours-sql": "ours (SqlClient)",
-  "ours-raw": "ours (raw PgPool.use)",
-  "effect-sql-pg": "@effect/sql-pg 0.53",
-  "pg-pool": "pg-pool (pg.Pool)",
-  "postgres-js": "postgres.js",
-  "pgbench": "pgbench (C, reference)"
+// ---------------------------------------------------------------------------------------------
+// Contenders
+
+type Entry = "effect3" | "effect4"
+interface Contender {
+  readonly label: string
+  readonly color: string
+  readonly entry: Entry
 }
-const colors: Record<string, string> = {
-  "ours-sql": "#2563eb",
-  "ours-raw": "#60a5fa",
-  "effect-sql-pg": "#f59e0b",
-  "pg-pool": "#6b7280",
-  "postgres-js": "#10b981",
-  "pgbench": "#c4b5fd"
+const registry: Record<string, Contender> = {
+  "ours-sql": { label: "ours (SqlClient)", color: "#2563eb", entry: "effect3" },
+  "ours-sql-nopipe": { label: "ours (SqlClient, pipelining off)", color: "#1e3a8a", entry: "effect3" },
+  "ours-raw": { label: "ours (raw PgPool.use)", color: "#60a5fa", entry: "effect3" },
+  "effect4": { label: "@effect/sql-pg 4 (Effect 4)", color: "#dc2626", entry: "effect4" },
+  "effect4-mux": { label: "@effect/sql-pg 4, multiplex", color: "#f97316", entry: "effect4" },
+  "effect-sql-pg": { label: "@effect/sql-pg 0.53", color: "#f59e0b", entry: "effect3" },
+  "pg-pool": { label: "pg-pool (pg.Pool)", color: "#6b7280", entry: "effect3" },
+  "postgres-js": { label: "postgres.js", color: "#10b981", entry: "effect3" },
+  "pgbench": { label: "pgbench (C, reference)", color: "#c4b5fd", entry: "effect3" },
+  "pg-copy-streams": { label: "pg-copy-streams", color: "#6b7280", entry: "effect3" },
+  "ours-copy": { label: "ours (copyFrom / copyTo)", color: "#2563eb", entry: "effect3" }
 }
+const label = (c: string) => registry[c]?.label ?? c
+
+const throughputContenders = [
+  "ours-sql",
+  "ours-sql-nopipe",
+  "ours-raw",
+  "effect4",
+  "effect4-mux",
+  "effect-sql-pg",
+  "pg-pool",
+  "postgres-js"
+].filter(picked)
+const slowHeadContenders = ["ours-sql", "ours-sql-nopipe", "effect4", "effect4-mux", "postgres-js"].filter(picked)
 
 interface Workload {
   readonly id: string
@@ -113,34 +151,50 @@ const runChild = (
     })
   })
 
-// The children run a bundle of contender.ts (esbuild, which tsx ships) rather than tsx: they
-// start in ~0.3 s instead of ~1.5 s and load no transpiler. `--tsx` (or a failed build) runs
-// `node --import tsx bench/contender.ts` instead. The bundle lives under bench/node_modules so
-// that what it leaves unbundled (`pg`, required at run time) resolves as from bench/.
-const bundlePath = join(here, "node_modules", ".cache", "scoped-pool-bench", "contender.mjs")
-let childEntry: ReadonlyArray<string> = ["--import", "tsx", join(here, "contender.ts")]
-const buildChild = async (): Promise<string> => {
+// The children run bundles (esbuild, which tsx ships) rather than tsx: they start in ~0.3 s
+// instead of ~1.5 s and load no transpiler. One bundle per Effect: bench/contender.ts resolves
+// `effect` to Effect 3, bench/effect4/contender.ts to Effect 4 (its own package). `--tsx` (or a
+// failed build) runs `node --import tsx <file>` instead. The bundles live under bench/node_modules
+// so that what they leave unbundled (`pg`, `pg-copy-streams`, required at run time) resolves as
+// from bench/.
+const sources: Record<Entry, string> = {
+  effect3: join(here, "contender.ts"),
+  effect4: join(here, "effect4", "contender.ts")
+}
+const bundleDir = join(here, "node_modules", ".cache", "scoped-pool-bench")
+const childEntry: Record<Entry, ReadonlyArray<string>> = {
+  effect3: ["--import", "tsx", sources.effect3],
+  effect4: ["--import", "tsx", sources.effect4]
+}
+const buildChildren = async (): Promise<string> => {
   if (argv.includes("--tsx")) return "tsx (--tsx)"
   try {
     const require = createRequire(join(root, "package.json"))
     const esbuild = createRequire(require.resolve("tsx/package.json"))("esbuild") as {
       build: (options: Record<string, unknown>) => Promise<unknown>
     }
-    await esbuild.build({
-      entryPoints: [join(here, "contender.ts")],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      outfile: bundlePath,
-      external: ["pg-native"],
-      logLevel: "error",
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
-    })
-    childEntry = [bundlePath]
-    return "esbuild bundle"
+    for (const entry of ["effect3", "effect4"] as const) {
+      // Code splitting: a peer's library (imported dynamically) is a chunk loaded only by its contender.
+      const outdir = join(bundleDir, entry)
+      rmSync(outdir, { recursive: true, force: true })
+      await esbuild.build({
+        entryPoints: { contender: sources[entry] },
+        bundle: true,
+        splitting: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        outdir,
+        outExtension: { ".js": ".mjs" },
+        external: ["pg-native"],
+        logLevel: "error",
+        banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+      })
+      childEntry[entry] = [join(outdir, "contender.mjs")]
+    }
+    return "esbuild bundles"
   } catch (error) {
-    console.error(`bundling bench/contender.ts failed, children run under tsx: ${String(error)}`)
+    console.error(`bundling the contenders failed, children run under tsx: ${String(error)}`)
     return "tsx (bundle failed)"
   }
 }
@@ -153,7 +207,7 @@ const runContender = async (
   timeoutMs: number
 ): Promise<Result | undefined> => {
   const args = [
-    ...childEntry,
+    ...childEntry[registry[contender]?.entry ?? "effect3"],
     contender,
     workload,
     "--url",
@@ -164,7 +218,7 @@ const runContender = async (
     String(warmupMs),
     ...extra
   ]
-  // One retry: on a loaded machine a child occasionally dies while loading (tsx's esbuild service).
+  // One retry: on a loaded machine a child occasionally dies while loading.
   for (let attempt = 1;; attempt++) {
     const { code, stderr, stdout } = await runChild(process.execPath, args, timeoutMs)
     const line = stdout.split("\n").reverse().find((l) => l.startsWith("RESULT "))
@@ -236,17 +290,69 @@ const medianNullable = (xs: ReadonlyArray<number | null | undefined>): number | 
   return Number.isFinite(m) ? m : null
 }
 const fmt = (x: number | null | undefined, digits = 0) => x === null || x === undefined ? "—" : x.toFixed(digits)
+const capped = (x: number | null | undefined, digits = 1) => x === null ? `> ${capMs} (cap)` : fmt(x, digits)
 
 // ---------------------------------------------------------------------------------------------
+// Rows of the report
 
 interface Row {
   readonly contender: string
   readonly workload: string
   readonly qps: number
   readonly ratioToPgPool: number | undefined
+  readonly ratioToEffect4: number | undefined
   readonly cpuUsPerQuery: number | undefined
   readonly rssMb: number
   readonly rounds: ReadonlyArray<Result>
+}
+
+interface SlowHeadRow {
+  readonly contender: string
+  readonly baseline: LatencySummary
+  readonly slow: LatencySummary
+  /** p99 with the slow statement / p99 without (medians of the rounds). */
+  readonly p99Ratio: number
+  readonly rounds: ReadonlyArray<Result>
+}
+
+interface CloseRow {
+  readonly contender: string
+  readonly variant: string
+  readonly busy: number
+  readonly closeMs: number | null
+  readonly backendsLeft: number
+  readonly rounds: ReadonlyArray<{ closeMs: number | null | undefined; backendsLeft: number | undefined }>
+}
+
+interface CancelRow {
+  readonly contender: string
+  readonly cancelMs: number | null
+  readonly returnMs: number | null
+  readonly rounds: ReadonlyArray<{ cancelMs: number | null | undefined; returnMs: number | null | undefined }>
+}
+
+interface CopyRow {
+  readonly contender: string
+  readonly direction: "load" | "export"
+  readonly method: string
+  readonly rows: number
+  readonly rowsPerSecond: number | undefined
+  readonly elapsedMs: number | undefined
+  readonly cpuMs: number | undefined
+  readonly rssMb: number | undefined
+  readonly skipped?: string
+  readonly rounds: ReadonlyArray<Result>
+}
+
+type Status = "holds" | "misses" | "not measured"
+interface Target {
+  readonly issue: string
+  readonly target: string
+  readonly value: number | null
+  readonly unit: string
+  /** The figures the value comes from. */
+  readonly figures: string
+  readonly status: Status
 }
 
 /** The code measured: HEAD and whether packages/ had uncommitted changes when the run started. */
@@ -280,68 +386,142 @@ const main = async () => {
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'bench-%' " +
         "AND application_name <> 'bench-admin'"
     )
+  const notes: Array<string> = []
   try {
-    for (const c of [...contenders, "pgbench"]) {
-      const table = `bench_ins_${c.replace(/[^a-z0-9]/g, "_")}`
-      await admin.query(`DROP TABLE IF EXISTS ${table}; CREATE UNLOGGED TABLE ${table} (a int, b text)`)
+    for (const c of [...Object.keys(registry)]) {
+      await admin.query(`DROP TABLE IF EXISTS ${tableOf(c)}; CREATE UNLOGGED TABLE ${tableOf(c)} (a int, b text)`)
     }
-    const pgbench = withPgbench && await hasOnPath("pgbench")
-    const childMode = await buildChild()
+    const pgbench = runThroughput && withPgbench && picked("pgbench") && await hasOnPath("pgbench")
+    const childMode = await buildChildren()
     console.log(
       `PostgreSQL ${version}${server ? " (embedded)" : ""}; node ${process.version}; ${cpus().length} CPUs; ` +
         `${rounds} round(s) × ${measureMs} ms (+${warmupMs} ms warm-up)${
-          pgbench ? "; pgbench on PATH" : "; pgbench not on PATH: skipped"
+          pgbench ? "; pgbench on PATH" : "; pgbench skipped"
+        }; sections: ${
+          [
+            runThroughput && "throughput",
+            runSlowHead && "slowhead",
+            runLifecycle && "lifecycle",
+            runCopy && "copy"
+          ].filter(Boolean).join(", ")
         }`
     )
+    {
+      // A rough forecast (child start-up ~0.6 s; lifecycle ~3.5 s a child), so nobody is surprised.
+      const tp = runThroughput ? workloads.length * rounds * throughputContenders.length : 0
+      const pgb = pgbench ? workloads.length * rounds : 0
+      const sh = runSlowHead ? slowHeadContenders.length * lifecycleRounds : 0
+      const lc = runLifecycle ? (quick ? 8 : 52) : 0
+      const seconds = tp * (warmupMs + measureMs + 600) / 1000 + pgb * (Math.round(measureMs / 1000) + 0.3) +
+        sh * (Math.max(1000, warmupMs) + 4600) / 1000 + lc * 3.5 + (runCopy ? rounds * copyRows / 40_000 : 0)
+      console.log(`expected duration: ~${Math.max(1, Math.round(seconds / 60))} min`)
+    }
+    const note = (c: string, result: Result | undefined) => {
+      const text = result?.note
+      if (c === "ours-sql-nopipe" && text !== undefined && !notes.some((n) => n.startsWith("ours-sql-nopipe"))) {
+        notes.push(`ours-sql-nopipe: ${text}`)
+      }
+    }
 
     // Throughput: for each workload, interleaved rounds A B C D E A B C D E …
     const all: Array<Row> = []
-    const childCap = warmupMs * 2 + measureMs * 2 + 30_000
-    for (const w of workloads) {
-      const perContender = new Map<string, Array<Result>>()
-      const names: Array<string> = [...contenders, ...(pgbench ? ["pgbench"] : [])]
-      for (let r = 0; r < rounds; r++) {
+    const names: Array<string> = [...throughputContenders, ...(pgbench ? ["pgbench"] : [])]
+    if (runThroughput) {
+      const childCap = warmupMs * 2 + measureMs * 2 + 30_000
+      for (const w of workloads) {
+        const perContender = new Map<string, Array<Result>>()
+        for (let r = 0; r < rounds; r++) {
+          for (const c of names) {
+            const result = c === "pgbench"
+              ? await runPgbench(url, w)
+              : await runContender(url, c, w.kind, ["--concurrency", String(w.concurrency)], childCap)
+            note(c, result)
+            if (result !== undefined) perContender.set(c, [...(perContender.get(c) ?? []), result])
+          }
+        }
+        const medianQps = (c: string) => median((perContender.get(c) ?? []).map((x) => x.qps!))
+        const base = medianQps("pg-pool")
+        const e4 = medianQps("effect4")
+        const line: Array<string> = []
         for (const c of names) {
-          const result = c === "pgbench"
-            ? await runPgbench(url, w)
-            : await runContender(url, c, w.kind, ["--concurrency", String(w.concurrency)], childCap)
-          if (result !== undefined) perContender.set(c, [...(perContender.get(c) ?? []), result])
+          const rs = perContender.get(c) ?? []
+          if (rs.length === 0) continue
+          const qps = medianQps(c)
+          const cpu = rs.every((x) => x.cpuUsPerQuery !== undefined)
+            ? median(rs.map((x) => x.cpuUsPerQuery!))
+            : undefined
+          all.push({
+            contender: c,
+            workload: w.id,
+            qps,
+            ratioToPgPool: base > 0 ? qps / base : undefined,
+            ratioToEffect4: e4 > 0 ? qps / e4 : undefined,
+            cpuUsPerQuery: cpu,
+            rssMb: median(rs.map((x) => x.rssMb)),
+            rounds: rs
+          })
+          line.push(`${c} ${qps}${base > 0 ? ` (${(qps / base).toFixed(2)}×)` : ""}`)
+        }
+        console.log(`${w.label.padEnd(16)} ${line.join("  ")}`)
+      }
+    }
+
+    // Slow head (issue 12 line 4): interleaved rounds, medians of p50 / p99
+    const slowHead: Array<SlowHeadRow> = []
+    if (runSlowHead) {
+      const perContender = new Map<string, Array<Result>>()
+      for (let r = 0; r < lifecycleRounds; r++) {
+        for (const c of slowHeadContenders) {
+          const result = await runContender(url, c, "slowhead", [], 60_000)
+          await terminateBench()
+          note(c, result)
+          if (result?.baseline && result.slow) perContender.set(c, [...(perContender.get(c) ?? []), result])
         }
       }
-      const base = median((perContender.get("pg-pool") ?? []).map((x) => x.qps!))
-      const line: Array<string> = []
-      for (const c of names) {
-        const rs = perContender.get(c) ?? []
-        if (rs.length === 0) continue
-        const qps = median(rs.map((x) => x.qps!))
-        const cpu = rs.every((x) => x.cpuUsPerQuery !== undefined) ? median(rs.map((x) => x.cpuUsPerQuery!)) : undefined
-        all.push({
-          contender: c,
-          workload: w.id,
-          qps,
-          ratioToPgPool: base > 0 ? qps / base : undefined,
-          cpuUsPerQuery: cpu,
-          rssMb: median(rs.map((x) => x.rssMb)),
-          rounds: rs
-        })
-        line.push(`${c} ${qps} (${base > 0 ? (qps / base).toFixed(2) : "?"}×)`)
+      const summarize = (xs: ReadonlyArray<LatencySummary>): LatencySummary => ({
+        count: median(xs.map((x) => x.count)),
+        p50Ms: median(xs.map((x) => x.p50Ms)),
+        p99Ms: median(xs.map((x) => x.p99Ms)),
+        p999Ms: median(xs.map((x) => x.p999Ms)),
+        maxMs: Math.max(...xs.map((x) => x.maxMs)),
+        over1s: Math.max(...xs.map((x) => x.over1s))
+      })
+      for (const [c, rs] of perContender) {
+        const baseline = summarize(rs.map((x) => x.baseline!))
+        const slow = summarize(rs.map((x) => x.slow!))
+        const row = { contender: c, baseline, slow, p99Ratio: slow.p99Ms / baseline.p99Ms, rounds: rs }
+        slowHead.push(row)
+        console.log(
+          `slow head ${c.padEnd(16)} SELECT 1 p50/p99 ${fmt(baseline.p50Ms, 1)}/${fmt(baseline.p99Ms, 1)} ms → ` +
+            `${fmt(slow.p50Ms, 1)}/${fmt(slow.p99Ms, 1)} ms with pg_sleep(2) (p99 ×${
+              fmt(row.p99Ratio, 2)
+            }; ${slow.over1s} waited > 1 s)`
+        )
       }
-      console.log(`${w.label.padEnd(16)} ${line.join("  ")}`)
     }
 
     // Lifecycle
-    const close: Array<Record<string, unknown>> = []
-    const cancel: Array<Record<string, unknown>> = []
-    if (lifecycle) {
-      // Ours: every round; peers (which hit the cap or leave backends behind): one round.
+    const close: Array<CloseRow> = []
+    const cancel: Array<CancelRow> = []
+    if (runLifecycle) {
+      // Ours and Effect 4 (which finish well within the cap): every round; the peers that hit
+      // the cap or leave backends behind: one round.
+      const full = (sizes: ReadonlyArray<number>) => quick ? [] : sizes
+      // Effect 4: every round at 100 busy (the target's size), one round at 10 and 50.
       const variants: Array<{ c: string; kind: string; sizes: ReadonlyArray<number>; rounds: number }> = [
         { c: "ours-sql", kind: "close", sizes: closeSizes, rounds: lifecycleRounds },
-        { c: "ours-sql", kind: "close-daemon", sizes: quick ? [] : closeSizes, rounds: lifecycleRounds },
+        { c: "ours-sql", kind: "close-daemon", sizes: full(closeSizes), rounds: lifecycleRounds },
+        { c: "effect4", kind: "close", sizes: [100], rounds: lifecycleRounds },
+        { c: "effect4", kind: "close", sizes: full([10, 50]), rounds: 1 },
+        { c: "effect4", kind: "close-daemon", sizes: full([100]), rounds: 1 },
+        { c: "effect4-mux", kind: "close", sizes: [100], rounds: lifecycleRounds },
+        { c: "effect4-mux", kind: "close", sizes: full([10, 50]), rounds: 1 },
+        { c: "effect4-mux", kind: "close-shared", sizes: full([100]), rounds: 1 },
         { c: "effect-sql-pg", kind: "close", sizes: closeSizes, rounds: 1 },
-        { c: "effect-sql-pg", kind: "close-daemon", sizes: quick ? [] : [100], rounds: 1 },
+        { c: "effect-sql-pg", kind: "close-daemon", sizes: full([100]), rounds: 1 },
         { c: "pg-pool", kind: "close", sizes: closeSizes, rounds: 1 },
-        { c: "postgres-js", kind: "close", sizes: quick ? [] : closeSizes, rounds: 1 }
-      ]
+        { c: "postgres-js", kind: "close", sizes: full(closeSizes), rounds: 1 }
+      ].filter((v) => picked(v.c))
       for (const size of closeSizes) {
         const perVariant = new Map<string, Array<Result>>()
         for (let r = 0; r < lifecycleRounds; r++) {
@@ -355,8 +535,8 @@ const main = async () => {
           }
         }
         for (const [key, rs] of perVariant) {
-          const [c, kind] = key.split("|")
-          const row = {
+          const [c, kind] = key.split("|") as [string, string]
+          const row: CloseRow = {
             contender: c,
             variant: kind,
             busy: size,
@@ -372,15 +552,19 @@ const main = async () => {
           )
         }
       }
-      const cancelContenders = quick ? ["ours-sql", "effect-sql-pg"] : ["ours-sql", "ours-raw", "effect-sql-pg"]
+      const cancelContenders = (quick
+        ? ["ours-sql", "effect4", "effect4-mux", "effect-sql-pg"]
+        : ["ours-sql", "ours-raw", "effect4", "effect4-mux", "effect-sql-pg"]).filter(picked)
+      // Peers whose cancel is known not to reach the server within the cap: one round.
+      const oneRound = new Set(["effect-sql-pg", "effect4-mux"])
       for (const c of cancelContenders) {
         const rs: Array<Result> = []
-        for (let r = 0; r < (c === "effect-sql-pg" ? 1 : lifecycleRounds); r++) {
+        for (let r = 0; r < (oneRound.has(c) ? 1 : lifecycleRounds); r++) {
           const result = await runContender(url, c, "cancel", ["--cap", String(capMs)], 60_000)
           await terminateBench()
           if (result !== undefined) rs.push(result)
         }
-        const row = {
+        const row: CancelRow = {
           contender: c,
           cancelMs: medianNullable(rs.map((x) => x.cancelMs)),
           returnMs: medianNullable(rs.map((x) => x.returnMs)),
@@ -397,84 +581,92 @@ const main = async () => {
       }
     }
 
-    // Core checkout + return: bench/core.ts results when present, else a simple loop
-    let core: Record<string, unknown>
-    const coreJson = join(resultsDir, "core.json")
-    if (existsSync(coreJson)) {
-      const parsed = JSON.parse(readFileSync(coreJson, "utf8")) as {
-        date: string
-        results: Record<string, Record<string, { median: number }>>
+    // COPY (issue 17 line 5): 1,000,000 rows × 3 columns, loaded and exported
+    const copy: Array<CopyRow> = []
+    if (runCopy) {
+      const copyVariants: ReadonlyArray<{ c: string; workload: string; direction: "load" | "export"; method: string }> =
+        [
+          { c: "ours-sql", workload: "copy-insert", direction: "load", method: "multi-row INSERT via SqlClient" },
+          { c: "pg-copy-streams", workload: "copy-from", direction: "load", method: "COPY FROM STDIN" },
+          { c: "ours-copy", workload: "copy-from", direction: "load", method: "COPY FROM STDIN (copyFrom)" },
+          { c: "pg-copy-streams", workload: "copy-to", direction: "export", method: "COPY TO STDOUT" },
+          { c: "ours-copy", workload: "copy-to", direction: "export", method: "COPY TO STDOUT (copyTo)" }
+        ]
+      const perVariant = new Map<string, Array<Result>>()
+      const skipped = new Map<string, string>()
+      for (let r = 0; r < rounds; r++) {
+        for (const v of copyVariants) {
+          const key = `${v.c}|${v.workload}`
+          if (skipped.has(key)) continue
+          const result = await runContender(url, v.c, v.workload, ["--rows", String(copyRows)], 600_000)
+          if (result?.skipped !== undefined) skipped.set(key, result.skipped)
+          else if (result !== undefined) perVariant.set(key, [...(perVariant.get(key) ?? []), result])
+        }
       }
-      core = {
-        source: "bench/results/core.json (bench/core.ts)",
-        date: parsed.date,
-        nsPerLeaseIdle: Object.fromEntries(Object.entries(parsed.results).map(([k, v]) => [k, v["0"]?.median]))
+      for (const v of copyVariants) {
+        const key = `${v.c}|${v.workload}`
+        const rs = perVariant.get(key) ?? []
+        const skip = skipped.get(key)
+        const m = (f: (r: Result) => number | undefined) => rs.length ? median(rs.map((x) => f(x) ?? 0)) : undefined
+        const row: CopyRow = {
+          contender: v.c,
+          direction: v.direction,
+          method: v.method,
+          rows: copyRows,
+          rowsPerSecond: m((x) => x.qps),
+          elapsedMs: m((x) => x.elapsedMs),
+          cpuMs: m((x) => x.cpuMs),
+          rssMb: m((x) => x.rssMb),
+          ...(skip !== undefined ? { skipped: skip } : {}),
+          rounds: rs
+        }
+        copy.push(row)
+        console.log(
+          `copy ${v.direction.padEnd(6)} ${v.c.padEnd(16)} ${
+            skip ?? (rs.length === 0
+              ? "failed"
+              : `${fmt(row.rowsPerSecond)} rows/s (${fmt(row.elapsedMs)} ms, CPU ${fmt(row.cpuMs)} ms)`)
+          }`
+        )
       }
-    } else {
-      const r = await runContender(url, "core", "checkout", [], 120_000)
-      core = { source: "bench/contender.ts core checkout (simple loop)", nsPerLeaseIdle: r ? JSON.parse(r.note!) : {} }
+      for (const c of Object.keys(registry)) {
+        await admin.query(`DROP TABLE IF EXISTS ${copyTable(c)}`)
+      }
     }
-    console.log(`core checkout + return (ns, idle pool): ${JSON.stringify(core.nsPerLeaseIdle)}`)
 
-    // Targets
-    const row = (c: string, w: string) => all.find((x) => x.contender === c && x.workload === w)
-    const ratio = (a: string, b: string, w: string) => {
-      const x = row(a, w)
-      const y = row(b, w)
-      return x && y && y.qps > 0 ? x.qps / y.qps : undefined
+    // Core checkout + return: bench/core.ts results when present, else a simple loop
+    let core: Record<string, unknown> = {}
+    if (runThroughput) {
+      const coreJson = join(resultsDir, "core.json")
+      if (existsSync(coreJson)) {
+        const parsed = JSON.parse(readFileSync(coreJson, "utf8")) as {
+          date: string
+          results: Record<string, Record<string, { median: number }>>
+        }
+        core = {
+          source: "bench/results/core.json (bench/core.ts)",
+          date: parsed.date,
+          nsPerLeaseIdle: Object.fromEntries(Object.entries(parsed.results).map(([k, v]) => [k, v["0"]?.median]))
+        }
+      } else {
+        const r = await runContender(url, "core", "checkout", [], 120_000)
+        core = {
+          source: "bench/contender.ts core checkout (simple loop)",
+          nsPerLeaseIdle: r ? JSON.parse(r.note!) : {}
+        }
+      }
+      console.log(`core checkout + return (ns, idle pool): ${JSON.stringify(core.nsPerLeaseIdle)}`)
     }
-    const check = (name: string, value: number | undefined | null, holds: (v: number) => boolean, unit = "") => ({
-      target: name,
-      value: value === undefined || value === null ? null : Math.round(value * 100) / 100,
-      unit,
-      holds: value !== undefined && value !== null && holds(value)
-    })
-    const rssRatios = workloads.flatMap((w) =>
-      ["ours-sql", "ours-raw"].map((c) => {
-        const x = row(c, w.id)
-        const y = row("pg-pool", w.id)
-        return x && y ? x.rssMb / y.rssMb : undefined
-      })
-    ).filter((x): x is number => x !== undefined)
-    const close100 = close.find((x) => x.contender === "ours-sql" && x.variant === "close" && x.busy === 100)
-    const cancelOurs = cancel.filter((x) => String(x.contender).startsWith("ours"))
-    const targets = [
-      check(
-        "SqlClient SELECT 1 ×10 ≥ 1.6× @effect/sql-pg",
-        ratio("ours-sql", "effect-sql-pg", "select1-c10"),
-        (v) => v >= 1.6,
-        "×"
-      ),
-      check(
-        "SqlClient SELECT 1 ×100 ≥ 1.6× @effect/sql-pg",
-        ratio("ours-sql", "effect-sql-pg", "select1-c100"),
-        (v) => v >= 1.6,
-        "×"
-      ),
-      check(
-        "SqlClient 100 rows ≥ 1.5× @effect/sql-pg",
-        ratio("ours-sql", "effect-sql-pg", "rows100-c10"),
-        (v) => v >= 1.5,
-        "×"
-      ),
-      ...["select1-c1", "select1-c10", "select1-c100"].map((w) =>
-        check(`raw PgPool ${w} ≥ 0.9× pg-pool`, ratio("ours-raw", "pg-pool", w), (v) => v >= 0.9, "×")
-      ),
-      check("raw PgPool 100 rows ≥ 1.0× pg-pool", ratio("ours-raw", "pg-pool", "rows100-c10"), (v) => v >= 1.0, "×"),
-      check(
-        "peak RSS ≤ 1.5× pg-pool (worst workload)",
-        rssRatios.length ? Math.max(...rssRatios) : undefined,
-        (v) => v <= 1.5,
-        "×"
-      ),
-      check("close of 100 busy ≤ 100 ms", close100?.closeMs as number | null | undefined, (v) => v <= 100, "ms"),
-      check("close of 100 busy leaves 0 backends", close100?.backendsLeft as number | undefined, (v) => v === 0),
-      ...cancelOurs.map((x) =>
-        check(`cancel confirmed ≤ 20 ms (${x.contender})`, x.cancelMs as number | null, (v) => v <= 20, "ms")
+
+    const targets = evaluateTargets(all, slowHead, close, cancel, copy, { runThroughput, runSlowHead, runLifecycle })
+    console.log(`\ntargets (${rounds >= 3 ? `median of ${rounds} rounds` : `${rounds} round(s): indicative only`}):`)
+    for (const t of targets) {
+      console.log(
+        `  ${t.status === "holds" ? "holds " : t.status === "misses" ? "MISSES" : "n/m   "}  ${t.target}: ${
+          t.value === null ? "—" : `${t.value}${t.unit}`
+        }  (${t.figures})`
       )
-    ]
-    console.log("\ntargets:")
-    for (const t of targets) console.log(`  ${t.holds ? "holds " : "MISSES"}  ${t.target}: ${t.value ?? "—"}${t.unit}`)
+    }
 
     // Outputs
     const meta = {
@@ -489,79 +681,364 @@ const main = async () => {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
       poolMax: 10,
-      pgbench: pgbench ? "on PATH" : "not on PATH (skipped)",
+      pgbench: pgbench ? "on PATH" : runThroughput ? "not on PATH or disabled (skipped)" : "not run",
       children: childMode,
+      sections: { throughput: runThroughput, slowhead: runSlowHead, lifecycle: runLifecycle, copy: runCopy },
+      ...(runCopy ? { copyRows } : {}),
+      notes,
       commit: git.commit,
       packagesDirty: git.packagesDirty,
       durationSeconds: Math.round((Date.now() - started) / 1000)
     }
     writeFileSync(
       join(resultsDir, "latest.json"),
-      JSON.stringify({ meta, throughput: all, close, cancel, core, targets }, null, 2) + "\n"
+      JSON.stringify({ meta, throughput: all, slowHead, close, cancel, copy, core, targets }, null, 2) + "\n"
     )
-    const names = [...contenders, ...(pgbench ? ["pgbench"] : [])]
+    const row = (c: string, w: string) => all.find((x) => x.contender === c && x.workload === w)
+    if (runThroughput) {
+      writeFileSync(
+        join(resultsDir, "chart.svg"),
+        renderChart({
+          title: "scoped-pool vs peers: throughput as a ratio to pg-pool (higher is better)",
+          subtitle:
+            `pool max 10, PostgreSQL ${version}, node ${process.version}, ${cpus().length} CPUs, median of ${rounds} round(s) × ${
+              measureMs / 1000
+            } s, ${meta.date.slice(0, 10)}`,
+          series: names.map((n) => ({ name: label(n), color: registry[n]?.color ?? "#999" })),
+          groups: workloads.map((w) => ({
+            label: w.label,
+            values: Object.fromEntries(names.map((n) => [label(n), row(n, w.id)?.ratioToPgPool]))
+          })),
+          cap: 3
+        })
+      )
+    }
     writeFileSync(
-      join(resultsDir, "chart.svg"),
-      renderChart({
-        title: "scoped-pool vs peers: throughput as a ratio to pg-pool (higher is better)",
-        subtitle:
-          `pool max 10, PostgreSQL ${version}, node ${process.version}, ${cpus().length} CPUs, median of ${rounds} ` +
-          `round(s) × ${measureMs / 1000} s, ${meta.date.slice(0, 10)}`,
-        series: names.map((n) => ({ name: labels[n] ?? n, color: colors[n] ?? "#999" })),
-        groups: workloads.map((w) => ({
-          label: w.label,
-          values: Object.fromEntries(names.map((n) => [labels[n] ?? n, row(n, w.id)?.ratioToPgPool]))
-        }))
-      })
+      join(resultsDir, "latest.md"),
+      renderMarkdown(meta, all, slowHead, close, cancel, copy, core, targets)
     )
-    const md: Array<string> = [
-      `# Latest results (${meta.mode}, ${meta.date})`,
-      "",
-      `Code: ${git.commit}${git.packagesDirty ? " + uncommitted changes in packages/" : ""}. ` +
-      `PostgreSQL ${version} (${meta.server}), node ${process.version}, ${meta.cpus}× ${meta.cpu}; pool max 10; ` +
-      `median of ${rounds} round(s) × ${measureMs} ms after ${warmupMs} ms warm-up; pgbench ${meta.pgbench}.`,
-      "",
-      "| workload | contender | qps | × pg-pool | CPU µs/query | peak RSS MB |",
-      "|---|---|---:|---:|---:|---:|",
-      ...all.map((r) =>
-        `| ${r.workload} | ${labels[r.contender] ?? r.contender} | ${r.qps} | ${fmt(r.ratioToPgPool, 2)} | ${
-          fmt(r.cpuUsPerQuery, 1)
-        } | ${fmt(r.rssMb, 1)} |`
-      ),
-      "",
-      "| close | busy | contender | close ms | backends left after 1 s |",
-      "|---|---:|---|---:|---:|",
-      ...close.map((r) =>
-        `| ${r.variant} | ${r.busy} | ${labels[String(r.contender)]} | ${
-          r.closeMs === null ? `> ${capMs} (cap)` : fmt(r.closeMs as number, 1)
-        } | ${r.backendsLeft} |`
-      ),
-      "",
-      "| cancel (pool exhausted, timeout 300 ms) | backend stopped, ms after the deadline | caller resumed, ms |",
-      "|---|---:|---:|",
-      ...cancel.map((r) =>
-        `| ${labels[String(r.contender)]} | ${
-          r.cancelMs === null ? `> ${capMs} (cap)` : fmt(r.cancelMs as number, 1)
-        } | ${r.returnMs === null ? `> ${capMs} (cap)` : fmt(r.returnMs as number, 1)} |`
-      ),
-      "",
-      `Core checkout + return, ns per lease (idle pool), from ${core.source}: \`${
-        JSON.stringify(core.nsPerLeaseIdle)
-      }\``,
-      "",
-      "| target | value | holds |",
-      "|---|---:|---|",
-      ...targets.map((t) => `| ${t.target} | ${t.value ?? "—"}${t.unit} | ${t.holds ? "yes" : "**no**"} |`),
-      ""
-    ]
-    writeFileSync(join(resultsDir, "latest.md"), md.join("\n"))
-    console.log(`\nwrote bench/results/latest.json, latest.md, chart.svg in ${meta.durationSeconds} s`)
+    console.log(
+      `\nwrote bench/results/latest.json, latest.md${runThroughput ? ", chart.svg" : ""} in ${meta.durationSeconds} s`
+    )
   } finally {
     await terminateBench().catch(() => undefined)
     await admin.end().catch(() => undefined)
     killChildren()
     await server?.stop()
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Targets: issue 12 line 6 (the wire client), issue 12 line 4 (slow head), issue 13 line 5
+// (SqlClient vs raw), issue 17 line 5 (COPY). Each is evaluated from this run alone.
+
+const evaluateTargets = (
+  all: ReadonlyArray<Row>,
+  slowHead: ReadonlyArray<SlowHeadRow>,
+  close: ReadonlyArray<CloseRow>,
+  cancel: ReadonlyArray<CancelRow>,
+  copy: ReadonlyArray<CopyRow>,
+  ran: { readonly runThroughput: boolean; readonly runSlowHead: boolean; readonly runLifecycle: boolean }
+): Array<Target> => {
+  const row = (c: string, w: string) => all.find((x) => x.contender === c && x.workload === w)
+  const r2 = (x: number) => Math.round(x * 100) / 100
+  /** A value of `null` means "did not finish within the cap" (misses); `undefined`, not measured. */
+  const target = (
+    issue: string,
+    name: string,
+    value: number | null | undefined,
+    holds: (v: number) => boolean,
+    unit: string,
+    figures: string
+  ): Target => ({
+    issue,
+    target: name,
+    value: value === undefined || value === null ? null : r2(value),
+    unit,
+    figures,
+    status: value === undefined ? "not measured" : value !== null && holds(value) ? "holds" : "misses"
+  })
+  const qps = (c: string, w: string) => row(c, w)?.qps
+  const q = (c: string, w: string) => `${c} ${fmt(qps(c, w))} qps`
+  /** ours-sql against one contender (or the faster of several) on a workload. */
+  const versus = (issue: string, w: string, against: ReadonlyArray<string>, min: number, name: string): Target => {
+    const ours = qps("ours-sql", w)
+    const best = against.map((c) => ({ c, qps: qps(c, w) })).filter((x) => x.qps !== undefined)
+      .sort((a, b) => b.qps! - a.qps!)[0]
+    return target(
+      issue,
+      name,
+      ours !== undefined && best !== undefined ? ours / best.qps! : undefined,
+      (v) => v >= min,
+      "×",
+      `${q("ours-sql", w)} / ${best ? q(best.c, w) : "—"}`
+    )
+  }
+  const effect4s = ["effect4", "effect4-mux"]
+  const out: Array<Target> = []
+  if (ran.runThroughput) {
+    out.push(
+      versus("12.6", "select1-c10", ["effect4"], 1.2, "SqlClient SELECT 1 ×10 ≥ 1.2× Effect 4 defaults"),
+      versus("12.6", "select1-c100", ["effect4-mux"], 1.1, "SqlClient SELECT 1 ×100 ≥ 1.1× Effect 4 multiplex"),
+      versus("12.6", "rows100-c10", effect4s, 1.2, "SqlClient 100 rows ×10 ≥ 1.2× Effect 4 (the faster of the two)"),
+      versus("12.6", "insert-c10", effect4s, 1.2, "SqlClient insert ×10 ≥ 1.2× Effect 4 (the faster of the two)")
+    )
+    const raw = qps("ours-raw", "select1-c100")
+    const pgb = qps("pgbench", "select1-c100")
+    out.push(
+      target(
+        "12.6",
+        "raw SELECT 1 ×100 ≥ 0.8× pgbench -M prepared",
+        raw !== undefined && pgb !== undefined ? raw / pgb : undefined,
+        (v) => v >= 0.8,
+        "×",
+        `${q("ours-raw", "select1-c100")} / ${q("pgbench", "select1-c100")}`
+      )
+    )
+    const cpuRaw = row("ours-raw", "select1-c10")?.cpuUsPerQuery
+    out.push(
+      target(
+        "12.6",
+        "client CPU per SELECT 1 at ×10 (raw API) ≤ 12 µs",
+        cpuRaw,
+        (v) => v <= 12,
+        " µs",
+        `raw ${fmt(cpuRaw, 1)} µs, SqlClient ${fmt(row("ours-sql", "select1-c10")?.cpuUsPerQuery, 1)} µs`
+      )
+    )
+    // Peak RSS: the worst workload, ours (SqlClient and raw) against the leaner Effect 4 contender.
+    const rss = workloads.flatMap((w) => {
+      const oursRss = ["ours-sql", "ours-raw"].map((c) => row(c, w.id)?.rssMb).filter((x) => x !== undefined)
+      const e4Rss = effect4s.map((c) => row(c, w.id)?.rssMb).filter((x) => x !== undefined)
+      return oursRss.length && e4Rss.length
+        ? [{ w: w.id, ours: Math.max(...oursRss), e4: Math.min(...e4Rss) }]
+        : []
+    }).sort((a, b) => b.ours / b.e4 - a.ours / a.e4)
+    const worst = rss[0]
+    out.push(
+      target(
+        "12.6",
+        "peak RSS ≤ Effect 4's (worst workload)",
+        worst ? worst.ours / worst.e4 : undefined,
+        (v) => v <= 1,
+        "×",
+        worst ? `${worst.w}: ours ${fmt(worst.ours, 1)} MB / Effect 4 ${fmt(worst.e4, 1)} MB` : "—"
+      )
+    )
+  }
+  if (ran.runLifecycle) {
+    const c100 = close.find((x) => x.contender === "ours-sql" && x.variant === "close" && x.busy === 100)
+    out.push(
+      target(
+        "12.6",
+        "close of 100 busy ≤ 100 ms with 0 backends left",
+        c100?.closeMs,
+        (v) => v <= 100 && c100!.backendsLeft === 0,
+        " ms",
+        c100 ? `${capped(c100.closeMs)} ms, ${c100.backendsLeft} backend(s) left` : "—"
+      )
+    )
+    for (const c of ["ours-sql", "ours-raw"]) {
+      const x = cancel.find((y) => y.contender === c)
+      if (x === undefined) continue
+      out.push(
+        target(
+          "12.6",
+          `cancel ≤ 20 ms from the deadline to the backend stopped (${c})`,
+          x.cancelMs,
+          (v) => v <= 20,
+          " ms",
+          `backend stopped ${capped(x.cancelMs)} ms, caller resumed ${capped(x.returnMs)} ms after the deadline`
+        )
+      )
+    }
+  }
+  if (ran.runThroughput) {
+    const s = qps("ours-sql", "select1-c10")
+    const raw = qps("ours-raw", "select1-c10")
+    out.push(
+      target(
+        "13.5",
+        "SqlClient within 10 % of the raw API on SELECT 1 ×10",
+        s !== undefined && raw !== undefined ? s / raw : undefined,
+        (v) => v >= 0.9,
+        "×",
+        `${q("ours-sql", "select1-c10")} / ${q("ours-raw", "select1-c10")}`
+      )
+    )
+  }
+  if (ran.runSlowHead) {
+    const x = slowHead.find((y) => y.contender === "ours-sql")
+    out.push(
+      target(
+        "12.4",
+        "slow head: SELECT 1 p99 with one pg_sleep(2) ≤ 3× its p99 without (SqlClient, 99 fibers, pool 10)",
+        x?.p99Ratio,
+        (v) => v <= 3,
+        "×",
+        x ? `p99 ${fmt(x.slow.p99Ms, 1)} ms with / ${fmt(x.baseline.p99Ms, 1)} ms without` : "—"
+      )
+    )
+  }
+  if (copy.length > 0) {
+    const find = (c: string, d: "load" | "export") => copy.find((x) => x.contender === c && x.direction === d)
+    const ours = (d: "load" | "export") => find("ours-copy", d)
+    const figures = (a: CopyRow | undefined, b: CopyRow | undefined) =>
+      a?.skipped ?? `${fmt(a?.rowsPerSecond)} / ${fmt(b?.rowsPerSecond)} rows/s`
+    const ratio = (a: CopyRow | undefined, b: CopyRow | undefined) =>
+      a?.rowsPerSecond !== undefined && b?.rowsPerSecond ? a.rowsPerSecond / b.rowsPerSecond : undefined
+    const load = ours("load")
+    const exp = ours("export")
+    out.push(
+      target(
+        "17.5",
+        "copyFrom ≥ 1.0× pg-copy-streams (load)",
+        ratio(load, find("pg-copy-streams", "load")),
+        (v) => v >= 1,
+        "×",
+        figures(load, find("pg-copy-streams", "load"))
+      ),
+      target(
+        "17.5",
+        "copyTo ≥ 1.0× pg-copy-streams (export)",
+        ratio(exp, find("pg-copy-streams", "export")),
+        (v) => v >= 1,
+        "×",
+        figures(exp, find("pg-copy-streams", "export"))
+      ),
+      target(
+        "17.5",
+        "copyFrom ≥ 5× multi-row INSERT via SqlClient",
+        ratio(load, find("ours-sql", "load")),
+        (v) => v >= 5,
+        "×",
+        figures(load, find("ours-sql", "load"))
+      )
+    )
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench/results/latest.md
+
+const renderMarkdown = (
+  meta: Record<string, unknown> & { readonly notes: ReadonlyArray<string> },
+  all: ReadonlyArray<Row>,
+  slowHead: ReadonlyArray<SlowHeadRow>,
+  close: ReadonlyArray<CloseRow>,
+  cancel: ReadonlyArray<CancelRow>,
+  copy: ReadonlyArray<CopyRow>,
+  core: Record<string, unknown>,
+  targets: ReadonlyArray<Target>
+): string => {
+  const md: Array<string> = [
+    `# Latest results (${meta.mode}, ${meta.date})`,
+    "",
+    `Code: ${meta.commit}${meta.packagesDirty ? " + uncommitted changes in packages/" : ""}. ` +
+    `PostgreSQL ${meta.postgres} (${meta.server}), node ${meta.node}, ${meta.cpus}× ${meta.cpu}; pool max 10; ` +
+    `median of ${meta.rounds} round(s) × ${meta.measureMs} ms after ${meta.warmupMs} ms warm-up; pgbench ${meta.pgbench}.`,
+    ...(meta.mode === "quick"
+      ? ["", "**Quick mode: one short round — a smoke test and a trend line, not a result. Quote full runs only.**"]
+      : []),
+    ...meta.notes.map((n) => `\nNote: ${n}.`),
+    ""
+  ]
+  const status = (s: Status) => s === "holds" ? "holds" : s === "misses" ? "**misses**" : "not measured"
+  md.push(
+    "## Targets",
+    "",
+    `Evaluated from this run alone (${
+      Number(meta.rounds) >= 3 ? `medians of ${meta.rounds} interleaved rounds` : "fewer than 3 rounds: indicative only"
+    }); see bench/README.md for how each is computed.`,
+    "",
+    "| issue | target | value | figures | status |",
+    "|---|---|---:|---|---|",
+    ...targets.map((t) =>
+      `| ${t.issue} | ${t.target} | ${t.value === null ? "—" : `${t.value}${t.unit}`} | ${t.figures} | ${
+        status(t.status)
+      } |`
+    ),
+    ""
+  )
+  if (all.length > 0) {
+    md.push(
+      "## Throughput",
+      "",
+      "| workload | contender | qps | × pg-pool | × Effect 4 | CPU µs/query | peak RSS MB |",
+      "|---|---|---:|---:|---:|---:|---:|",
+      ...all.map((r) =>
+        `| ${r.workload} | ${label(r.contender)} | ${r.qps} | ${fmt(r.ratioToPgPool, 2)} | ${
+          fmt(r.ratioToEffect4, 2)
+        } | ${fmt(r.cpuUsPerQuery, 1)} | ${fmt(r.rssMb, 1)} |`
+      ),
+      ""
+    )
+  }
+  if (slowHead.length > 0) {
+    md.push(
+      "## Slow head",
+      "",
+      "Pool of 10 through `SqlClient` (postgres.js: its tagged template), 99 fibers running `SELECT 1` back to back; " +
+        "then a 100th runs `SELECT pg_sleep(2)`. Latency of every `SELECT 1` started in each window, ms.",
+      "",
+      "| contender | p50 without | p99 without | p50 with | p99 with | p99.9 with | max with | > 1 s with | p99 with / without |",
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+      ...slowHead.map((r) =>
+        `| ${label(r.contender)} | ${fmt(r.baseline.p50Ms, 2)} | ${fmt(r.baseline.p99Ms, 2)} | ${
+          fmt(r.slow.p50Ms, 2)
+        } | ${fmt(r.slow.p99Ms, 2)} | ${fmt(r.slow.p999Ms, 2)} | ${fmt(r.slow.maxMs, 0)} | ${r.slow.over1s} | ${
+          fmt(r.p99Ratio, 2)
+        } |`
+      ),
+      ""
+    )
+  }
+  if (close.length > 0 || cancel.length > 0) {
+    md.push(
+      "## Lifecycle",
+      "",
+      "| close | busy | contender | close ms | backends left after 1 s |",
+      "|---|---:|---|---:|---:|",
+      ...close.map((r) =>
+        `| ${r.variant} | ${r.busy} | ${label(r.contender)} | ${capped(r.closeMs)} | ${r.backendsLeft} |`
+      ),
+      "",
+      "| cancel (pool exhausted, timeout 300 ms) | backend stopped, ms after the deadline | caller resumed, ms |",
+      "|---|---:|---:|",
+      ...cancel.map((r) => `| ${label(r.contender)} | ${capped(r.cancelMs)} | ${capped(r.returnMs)} |`),
+      ""
+    )
+  }
+  if (copy.length > 0) {
+    const base = (d: string) => copy.find((x) => x.contender === "pg-copy-streams" && x.direction === d)?.rowsPerSecond
+    md.push(
+      "## COPY",
+      "",
+      `${copy[0]!.rows.toLocaleString("en-US")} rows × 3 columns (int, text, float8), one connection.`,
+      "",
+      "| direction | contender | method | rows/s | × pg-copy-streams | ms | client CPU ms | peak RSS MB |",
+      "|---|---|---|---:|---:|---:|---:|---:|",
+      ...copy.map((r) => {
+        const b = base(r.direction)
+        return r.skipped !== undefined
+          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — (${r.skipped}) |`
+          : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
+            r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
+          } | ${fmt(r.elapsedMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb, 1)} |`
+      }),
+      ""
+    )
+  }
+  if (core.nsPerLeaseIdle !== undefined) {
+    md.push(
+      `Core checkout + return, ns per lease (idle pool), from ${core.source}: \`${
+        JSON.stringify(core.nsPerLeaseIdle)
+      }\``,
+      ""
+    )
+  }
+  return md.join("\n")
 }
 
 main().catch((error) => {
