@@ -31,6 +31,7 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import pg, { copyStreams } from "./pg.js"
 import {
+  after,
   cancelResult,
   cancelTimeoutMs,
   copyCreateSql,
@@ -52,6 +53,7 @@ import {
   SLEEP10,
   SLEEP60,
   sleepMs,
+  sleepUntil,
   SLOW_SQL,
   slowHeadBaselineMs,
   slowHeadPromise,
@@ -61,6 +63,7 @@ import {
   slowHeadWorkers,
   throughput,
   timed,
+  warmupUntil,
   type Window
 } from "./shared.js"
 
@@ -74,12 +77,11 @@ const INSERT_SQL = insertSql(table)
 // Throughput loop on fibers: `concurrency` workers, each running `op` back to back until the
 // deadline; a transaction counts as one operation.
 
-const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: number) =>
+const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, done: () => boolean) =>
   Effect.suspend(() => {
     let count = 0
-    const until = performance.now() + ms
     const worker = Effect.whileLoop({
-      while: () => performance.now() < until,
+      while: () => !done(),
       body: () => op(count),
       step: () => {
         count += 1
@@ -91,12 +93,13 @@ const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: n
     )
   })
 
+/** Warm-up (wall time and CPU, see `warmupUntil`), then the measured window. */
 const measureEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>): Effect.Effect<Window, E, R> =>
   Effect.gen(function*() {
-    yield* loopEffect(op, args.warmupMs)
+    yield* loopEffect(op, warmupUntil(args.warmupMs))
     const cpu0 = cpuMicros()
     const t0 = performance.now()
-    const queries = yield* loopEffect(op, args.measureMs)
+    const queries = yield* loopEffect(op, after(args.measureMs))
     const elapsedMs = performance.now() - t0
     return { queries, elapsedMs, cpuUs: cpuMicros() - cpu0 }
   })
@@ -302,7 +305,7 @@ const runSlowHeadSql = (): Promise<Result> =>
       const workers = yield* Effect.fork(
         Effect.all(Array.from({ length: slowHeadWorkers }, () => worker), { concurrency: "unbounded", discard: true })
       )
-      yield* Effect.sleep(slowHeadWarmupMs(args))
+      yield* Effect.promise(() => sleepUntil(warmupUntil(slowHeadWarmupMs(args))))
       rec.baseline.open()
       yield* Effect.sleep(slowHeadBaselineMs)
       rec.baseline.close()

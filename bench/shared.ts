@@ -120,6 +120,28 @@ export const cpuMicros = (): number => {
   return u.user + u.system
 }
 
+/**
+ * The end of a warm-up: when `wallMs` have passed *and* the process has burnt as much CPU time,
+ * or at the latest after 4 × `wallMs`. On a machine shared with other jobs a wall-clock warm-up
+ * alone hands a contender a fraction of a core and leaves its JIT cold — measured at a load
+ * average of 7: ours-sql needed ~1.2 s of CPU (1.5 s of wall time) to come down from 450 to
+ * 60 µs of CPU per `SELECT 1` — so the CPU condition makes the warm-up load-independent; on a
+ * quiet machine a client at 10 or 100 concurrent burns a core anyway and nothing changes.
+ */
+export const warmupUntil = (wallMs: number): () => boolean => {
+  const t0 = performance.now()
+  const cpu0 = cpuMicros()
+  return () => {
+    const elapsed = performance.now() - t0
+    return elapsed >= 4 * wallMs || (elapsed >= wallMs && cpuMicros() - cpu0 >= wallMs * 1000)
+  }
+}
+
+/** Waits (sleeping 20 ms at a time) until `done()`, e.g. a `warmupUntil` while workers run. */
+export const sleepUntil = async (done: () => boolean): Promise<void> => {
+  while (!done()) await sleepMs(20)
+}
+
 /** One measured throughput window. */
 export interface Window {
   readonly queries: number
@@ -137,19 +159,24 @@ export const throughput = (args: Args, w: Window): Result => ({
   rssMb: rssMb()
 })
 
+/** Stops a measured window after `ms`. */
+export const after = (ms: number): () => boolean => {
+  const until = performance.now() + ms
+  return () => performance.now() >= until
+}
+
 // ---------------------------------------------------------------------------------------------
 // Promise loops (pg-pool, postgres.js): `concurrency` workers, each running `op` back to back
-// until the deadline; a transaction counts as one operation.
+// until `done()`; a transaction counts as one operation.
 
 export const loopPromise = async (
   concurrency: number,
   op: (i: number) => Promise<unknown>,
-  ms: number
+  done: () => boolean
 ): Promise<number> => {
   let count = 0
-  const until = performance.now() + ms
   const worker = async () => {
-    while (performance.now() < until) {
+    while (!done()) {
       await op(count)
       count += 1
     }
@@ -159,10 +186,10 @@ export const loopPromise = async (
 }
 
 export const measurePromise = async (args: Args, op: (i: number) => Promise<unknown>): Promise<Window> => {
-  await loopPromise(args.concurrency, op, args.warmupMs)
+  await loopPromise(args.concurrency, op, warmupUntil(args.warmupMs))
   const cpu0 = cpuMicros()
   const t0 = performance.now()
-  const queries = await loopPromise(args.concurrency, op, args.measureMs)
+  const queries = await loopPromise(args.concurrency, op, after(args.measureMs))
   const elapsedMs = performance.now() - t0
   return { queries, elapsedMs, cpuUs: cpuMicros() - cpu0 }
 }
@@ -260,7 +287,7 @@ export const slowHeadPromise = async (
     }
   }
   const workers = Promise.all(Array.from({ length: slowHeadWorkers }, worker))
-  await sleepMs(slowHeadWarmupMs(args))
+  await sleepUntil(warmupUntil(slowHeadWarmupMs(args)))
   rec.baseline.open()
   await sleepMs(slowHeadBaselineMs)
   rec.baseline.close()

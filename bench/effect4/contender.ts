@@ -25,6 +25,7 @@ import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as SqlClient from "effect/sql/SqlClient"
 import {
+  after,
   cancelResult,
   cancelTimeoutMs,
   cpuMicros,
@@ -36,6 +37,7 @@ import {
   SLEEP10,
   SLEEP60,
   sleepMs,
+  sleepUntil,
   SLOW_SQL,
   slowHeadBaselineMs,
   SlowHeadRecorder,
@@ -43,6 +45,7 @@ import {
   slowHeadWarmupMs,
   slowHeadWorkers,
   throughput,
+  warmupUntil,
   type Window
 } from "../shared.js"
 
@@ -64,12 +67,11 @@ const layer = (max: number, min = 0) =>
 // ---------------------------------------------------------------------------------------------
 // Throughput: the same loop and the same statements as bench/contender.ts, in Effect 4
 
-const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: number) =>
+const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, done: () => boolean) =>
   Effect.suspend(() => {
     let count = 0
-    const until = performance.now() + ms
     const worker = Effect.whileLoop({
-      while: () => performance.now() < until,
+      while: () => !done(),
       body: () => op(count),
       step: () => {
         count += 1
@@ -81,12 +83,13 @@ const loopEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>, ms: n
     )
   })
 
+/** Warm-up (wall time and CPU, see `warmupUntil`), then the measured window. */
 const measureEffect = <E, R>(op: (i: number) => Effect.Effect<unknown, E, R>): Effect.Effect<Window, E, R> =>
   Effect.gen(function*() {
-    yield* loopEffect(op, args.warmupMs)
+    yield* loopEffect(op, warmupUntil(args.warmupMs))
     const cpu0 = cpuMicros()
     const t0 = performance.now()
-    const queries = yield* loopEffect(op, args.measureMs)
+    const queries = yield* loopEffect(op, after(args.measureMs))
     const elapsedMs = performance.now() - t0
     return { queries, elapsedMs, cpuUs: cpuMicros() - cpu0 }
   })
@@ -139,7 +142,7 @@ const runSlowHead = (): Promise<Result> =>
       const workers = yield* Effect.forkChild(
         Effect.all(Array.from({ length: slowHeadWorkers }, () => worker), { concurrency: "unbounded", discard: true })
       )
-      yield* Effect.sleep(slowHeadWarmupMs(args))
+      yield* Effect.promise(() => sleepUntil(warmupUntil(slowHeadWarmupMs(args))))
       rec.baseline.open()
       yield* Effect.sleep(slowHeadBaselineMs)
       rec.baseline.close()
