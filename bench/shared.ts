@@ -121,19 +121,22 @@ export const cpuMicros = (): number => {
 }
 
 /**
- * The end of a warm-up: when `wallMs` have passed *and* the process has burnt as much CPU time,
- * or at the latest after 4 × `wallMs`. On a machine shared with other jobs a wall-clock warm-up
- * alone hands a contender a fraction of a core and leaves its JIT cold — measured at a load
- * average of 7: ours-sql needed ~1.2 s of CPU (1.5 s of wall time) to come down from 450 to
- * 60 µs of CPU per `SELECT 1` — so the CPU condition makes the warm-up load-independent; on a
- * quiet machine a client at 10 or 100 concurrent burns a core anyway and nothing changes.
+ * The end of a warm-up: when `wallMs` have passed *and* the process has burnt as much CPU time
+ * (at least 1 s of it), or at the latest after 4 × `wallMs` (at least 3 s). On a machine shared
+ * with other jobs a wall-clock warm-up alone hands a contender a fraction of a core and leaves
+ * its JIT cold — measured at a load average of 7: ours-sql needed ~1.2 s of CPU (1.5 s of wall
+ * time) to come down from 450 to 60 µs of CPU per `SELECT 1` — so the CPU condition makes the
+ * warm-up load-independent; on a quiet machine a client at 10 or 100 concurrent burns a core
+ * anyway and it changes little.
  */
 export const warmupUntil = (wallMs: number): () => boolean => {
   const t0 = performance.now()
   const cpu0 = cpuMicros()
+  const cpuUs = Math.max(wallMs, 1000) * 1000
+  const capMs = Math.max(4 * wallMs, 3000)
   return () => {
     const elapsed = performance.now() - t0
-    return elapsed >= 4 * wallMs || (elapsed >= wallMs && cpuMicros() - cpu0 >= wallMs * 1000)
+    return elapsed >= capMs || (elapsed >= wallMs && cpuMicros() - cpu0 >= cpuUs)
   }
 }
 
