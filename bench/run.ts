@@ -412,7 +412,8 @@ const main = async () => {
       const pgb = pgbench ? workloads.length * rounds : 0
       const sh = runSlowHead ? slowHeadContenders.length * lifecycleRounds : 0
       const lc = runLifecycle ? (quick ? 8 : 52) : 0
-      const seconds = tp * (warmupMs + measureMs + 600) / 1000 + pgb * (Math.round(measureMs / 1000) + 0.3) +
+      const seconds = tp * (Math.max(warmupMs, 1000) + measureMs + 600) / 1000 +
+        pgb * (Math.round(measureMs / 1000) + 0.3) +
         sh * (Math.max(1000, warmupMs) + 4600) / 1000 + lc * 3.5 + (runCopy ? rounds * copyRows / 40_000 : 0)
       console.log(`expected duration: ~${Math.max(1, Math.round(seconds / 60))} min`)
     }
