@@ -11,19 +11,19 @@ const fromEnv = (env: Record<string, string>) =>
   Effect.withConfigProvider(PgPoolConfig.fromEnv, ConfigProvider.fromMap(new Map(Object.entries(env))))
 
 describe("PgPoolConfig.resolveConnection", () => {
-  it.effect("5. parses a URL; explicit fields override it; the password stays Redacted", () =>
+  it.effect("5. parses a URL; fields that agree with it are fine; the password stays Redacted", () =>
     Effect.gen(function*() {
       const resolved = yield* PgPoolConfig.resolveConnection({
         url: Redacted.make(
           `postgres://app:${encodeURIComponent(secret)}@db.example:6543/shop?sslmode=require&application_name=web`
         ),
-        database: "override"
+        database: "shop"
       })
       const c = resolved.connection
       assert.strictEqual(c.host, "db.example")
       assert.strictEqual(c.port, 6543)
       assert.strictEqual(c.user, "app")
-      assert.strictEqual(c.database, "override")
+      assert.strictEqual(c.database, "shop")
       assert.strictEqual(c.applicationName, "web")
       assert.deepStrictEqual(c.ssl, { rejectUnauthorized: false })
       assert.isTrue(Redacted.isRedacted(c.password))
@@ -52,7 +52,8 @@ describe("PgPoolConfig.resolveConnection", () => {
       assert.strictEqual(bad.field, "url")
       assert.notInclude(bad.message, secret)
       assert.notInclude(JSON.stringify(bad), secret)
-      assert.include(bad.message, "postgres://u:***@host:notaport/db")
+      assert.include(bad.message, "check that the port is a number")
+      assert.include(bad.message, `got "<redacted>"`)
       const mysql = yield* Effect.flip(PgPoolConfig.resolveConnection({ url: Redacted.make("mysql://u@h/db") }))
       assert.include(mysql.message, "a postgres:// or postgresql:// URL")
       assert.strictEqual((yield* Effect.flip(PgPoolConfig.resolveConnection({ port: 70000 }))).field, "port")
@@ -72,18 +73,21 @@ describe("PgPoolConfig.resolveConnection", () => {
 })
 
 describe("PgPoolConfig.fromEnv", () => {
-  it.effect("5. DATABASE_URL wins over the PG* variables; PGPOOL_* set the pool", () =>
+  it.effect("5. DATABASE_URL wins over the PG* variables, which fill what it does not say (as libpq); PGPOOL_* set the pool", () =>
     Effect.gen(function*() {
       const options = yield* fromEnv({
-        DATABASE_URL: `postgres://app:${secret}@db:5433/shop`,
+        DATABASE_URL: `postgres://app@db:5433/shop`,
         PGHOST: "ignored",
+        PGPASSWORD: secret,
         PGPOOL_MAX: "7",
         PGPOOL_MIN: "2",
         PGPOOL_ACQUIRE_TIMEOUT: "5 seconds",
         PGPOOL_QUERY_TIMEOUT: "30 seconds"
       })
-      assert.strictEqual(Redacted.value(options.url!), `postgres://app:${secret}@db:5433/shop`)
-      assert.isUndefined(options.host)
+      assert.strictEqual(Redacted.value(options.url as Redacted.Redacted), `postgres://app@db:5433/shop`)
+      const c = (yield* PgPoolConfig.resolveConnection(options)).connection
+      assert.strictEqual(c.host, "db")
+      assert.strictEqual(Redacted.value(c.password!), secret)
       assert.strictEqual(options.max, 7)
       assert.strictEqual(options.min, 2)
       assert.strictEqual(Duration.toMillis(Duration.decode(options.acquireTimeout!)), 5_000)
