@@ -217,16 +217,18 @@ const withDefaults = <A, R>(
   connect: Effect.Effect<A, PgConnectError, R>,
   defaulted: ReadonlyArray<DefaultedSetting>
 ): Effect.Effect<A, PgConnectError, R> =>
-  defaulted.length === 0 ? connect : Effect.mapError(connect, (error) =>
-    error.defaults !== undefined ? error : new PgConnectError({
-      reason: error.reason,
-      host: error.host,
-      port: error.port,
-      database: error.database,
-      user: error.user,
-      defaults: defaulted,
-      cause: error.cause
-    }))
+  defaulted.length === 0 ?
+    connect :
+    Effect.mapError(connect, (error) =>
+      error.defaults !== undefined ? error : new PgConnectError({
+        reason: error.reason,
+        host: error.host,
+        port: error.port,
+        database: error.database,
+        user: error.user,
+        defaults: defaulted,
+        cause: error.cause
+      }))
 
 /**
  * Opens the pool's first connection while the layer is built (and returns it to the pool), so
@@ -285,8 +287,7 @@ export const layerConfig = (
 ): Layer.Layer<
   PgPool | SqlClient.SqlClient | PgClient.PgClient,
   PoolConfigError | PgConnectError | ConfigError.ConfigError
-> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config as Config.Config.Wrap<Options>), layer))
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config as Config.Config.Wrap<Options>), layer))
 
 /**
  * The pool configured from the environment (`PgPoolConfig.fromEnv`: `DATABASE_URL` or the

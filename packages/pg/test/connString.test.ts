@@ -58,7 +58,10 @@ describe("14.2 connection URIs follow libpq", () => {
   it.effect("14.2 an IPv6 host, and a Unix socket directory as the host (encoded, or as host=)", () =>
     Effect.gen(function*() {
       assert.strictEqual((yield* resolve("postgres://[::1]:5433/db")).connection.host, "::1")
-      assert.strictEqual((yield* resolve("postgres://%2Fvar%2Frun%2Fpostgresql/db")).connection.host, "/var/run/postgresql")
+      assert.strictEqual(
+        (yield* resolve("postgres://%2Fvar%2Frun%2Fpostgresql/db")).connection.host,
+        "/var/run/postgresql"
+      )
       const query = (yield* resolve("postgres:///app?host=/tmp/pg&port=5434")).connection
       assert.deepStrictEqual([query.host, query.port, query.database], ["/tmp/pg", 5434, "app"])
     }))
@@ -199,7 +202,10 @@ describe("14.2 connection URIs follow libpq", () => {
   it.effect("14.2 the environment's DATABASE_URL is named in the error", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        PgPoolConfig.resolveConnection({ url: Redacted.make("postgres://db/app?pool=5"), sources: { url: "DATABASE_URL" } })
+        PgPoolConfig.resolveConnection({
+          url: Redacted.make("postgres://db/app?pool=5"),
+          sources: { url: "DATABASE_URL" }
+        })
       )
       assert.strictEqual(error.field, "pool (in DATABASE_URL)")
     }))

@@ -95,7 +95,11 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
       const settings = Libpq.settingsOf(parsed.value)
       if (settings._tag === "Error") {
         const e = settings.error
-        return fail(e.param === undefined ? `a parameter of ${urlLabel}` : `${e.param} (in ${urlLabel})`, e.value, e.expected)
+        return fail(
+          e.param === undefined ? `a parameter of ${urlLabel}` : `${e.param} (in ${urlLabel})`,
+          e.value,
+          e.expected
+        )
       }
       fromUrl = settings.value
     }
@@ -170,7 +174,12 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
         `the same as application_name in ${urlLabel} (${JSON.stringify(fromUrl.applicationName)}); give it once`
       )
     }
-    const appName = pick("applicationName", options.applicationName, "application_name", fromUrl.applicationName ?? startupAppName)
+    const appName = pick(
+      "applicationName",
+      options.applicationName,
+      "application_name",
+      fromUrl.applicationName ?? startupAppName
+    )
     if (conflict !== undefined) return conflict
     name = appName.value ?? fromUrl.fallbackApplicationName ?? defaults.applicationName
 
@@ -186,7 +195,11 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
       )
     }
     const startupConflict = startupTimeout("lock_timeout", "lockTimeout", options.lockTimeout) ??
-      startupTimeout("idle_in_transaction_session_timeout", "idleInTransactionTimeout", options.idleInTransactionTimeout)
+      startupTimeout(
+        "idle_in_transaction_session_timeout",
+        "idleInTransactionTimeout",
+        options.idleInTransactionTimeout
+      )
     if (startupConflict !== undefined) return startupConflict
 
     // ---- the pool's sizes and lifetime: two spellings each ----
@@ -199,12 +212,18 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
         return fail(label(theirs), alias, `an integer >= ${least}`)
       }
       if (value !== undefined && alias !== undefined && value !== alias) {
-        return fail(label(ours), value, `the same as ${label(theirs)} (${alias}), which names the same setting; give one`)
+        return fail(
+          label(ours),
+          value,
+          `the same as ${label(theirs)} (${alias}), which names the same setting; give one`
+        )
       }
     }
     if (options.connectionTTL !== undefined) {
       const ttl = millisOf(options.connectionTTL, { allowZero: false })
-      if (ttl === undefined) return fail(label("connectionTTL"), options.connectionTTL, `a finite duration > 0, ${durationFormat}`)
+      if (ttl === undefined) {
+        return fail(label("connectionTTL"), options.connectionTTL, `a finite duration > 0, ${durationFormat}`)
+      }
       if (options.maxLifetime !== undefined && millisOf(options.maxLifetime, { allowZero: false }) !== ttl) {
         return fail(
           label("maxLifetime"),
@@ -326,11 +345,13 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Con
 
 /** A duration variable: a ConfigError that shows the format, on a value that is not one. */
 const duration = (name: string): Config.Config<Duration.Duration> =>
-  Config.string(name).pipe(Config.mapOrFail((text) =>
-    millisOf(text as Duration.DurationInput, { allowZero: true }) === undefined
-      ? Either.left(ConfigError.InvalidData([], `Expected a duration, ${durationFormat}, but received ${text}`))
-      : Either.right(Duration.decode(text as Duration.DurationInput))
-  ))
+  Config.string(name).pipe(
+    Config.mapOrFail((text) =>
+      millisOf(text as Duration.DurationInput, { allowZero: true }) === undefined
+        ? Either.left(ConfigError.InvalidData([], `Expected a duration, ${durationFormat}, but received ${text}`))
+        : Either.right(Duration.decode(text as Duration.DurationInput))
+    )
+  )
 
 const sslFromMode = (mode: string): boolean | Tls.ConnectionOptions =>
   mode === "disable" || mode === "allow" || mode === "prefer"

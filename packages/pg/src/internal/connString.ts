@@ -94,6 +94,9 @@ const parseUri = (text: string): ParseResult => {
   if (hostPart.includes(",")) {
     return error("a URL with one host: several hosts (host1,host2) are not supported; give one host")
   }
+  if (hostPart.endsWith(":")) {
+    return error("a URL whose host is followed by a port number, or by no ':' at all (a ':' with no port follows it)")
+  }
   let url: URL
   try {
     url = new URL(text)
@@ -109,6 +112,15 @@ const parseUri = (text: string): ParseResult => {
     return error(
       "a URL with percent-encoded parts: a raw '@' or '#' follows the host, so the user or password probably " +
         `holds an unencoded '/', '?', '#' or '@' (the URL is not shown: it may hold a password); ${encodeAdvice}`
+    )
+  }
+  // A raw ":" in the database name is a user:password that missed the authority
+  // (postgres:///user:password…); a real one is written %3A.
+  if (url.pathname.includes(":")) {
+    return error(
+      "a URL like postgres://user:password@host:5432/database; a ':' follows the host, so the user and password " +
+        "are probably outside the authority (the URL is not shown: it may hold a password); write a ':' in a " +
+        "database name as %3A"
     )
   }
   const params = new Map<string, string>()
@@ -155,7 +167,8 @@ const parseUri = (text: string): ParseResult => {
       if (secretSeen) afterSecret.add(key)
       if (params.has(key)) {
         return error(
-          secretSeen ? "a URL that gives each parameter once (one after the password is repeated)" :
+          secretSeen ?
+            "a URL that gives each parameter once (one after the password is repeated)" :
             `a URL that gives ${key} once (it is given twice)`
         )
       }
@@ -173,7 +186,8 @@ const parseUri = (text: string): ParseResult => {
   return ok({ kind: "uri", params, masked, afterSecret })
 }
 
-const isSpace = (c: string | undefined) => c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v"
+const isSpace = (c: string | undefined) =>
+  c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v"
 
 const quoteForShow = (value: string): string =>
   value === "" || /[\s'\\]/.test(value) ? `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'` : value
@@ -194,7 +208,8 @@ const parseKeywords = (text: string): ParseResult => {
     while (i < n && text[i] !== "=" && !isSpace(text[i])) i++
     const key = text.slice(start, i)
     while (i < n && isSpace(text[i])) i++
-    if (text[i] !== "=") {
+    // A keyword is a word: anything else is not key=value (a URL without its scheme, say), and is not shown.
+    if (text[i] !== "=" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
       return error(
         unquotedSecret
           ? "a key=value connection string; after the password comes a word without '=' — if the password holds " +

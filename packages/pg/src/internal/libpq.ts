@@ -242,7 +242,8 @@ const sslOf = (params: ReadonlyMap<string, string>): SslResult => {
     return {
       _tag: "Error",
       param: cert === undefined ? "sslkey" : "sslcert",
-      expected: "given together with " + (cert === undefined ? "sslcert" : "sslkey") + " (a client certificate and its key)"
+      expected: "given together with " + (cert === undefined ? "sslcert" : "sslkey") +
+        " (a client certificate and its key)"
     }
   }
   const system = rootcert === "system"
@@ -263,14 +264,20 @@ const sslOf = (params: ReadonlyMap<string, string>): SslResult => {
       }
     }
     const off = effective === "disable" || effective === "allow" || effective === "prefer" || flag !== undefined
-    return { _tag: "Ok", ssl: off ? false : undefined, ...(mode ?? flag) !== undefined ? { setting: mode ?? `ssl=${flag}` } : {} }
+    return {
+      _tag: "Ok",
+      ssl: off ? false : undefined,
+      ...(mode ?? flag) !== undefined ? { setting: mode ?? `ssl=${flag}` } : {}
+    }
   }
   const options: { -readonly [K in keyof Tls.ConnectionOptions]: Tls.ConnectionOptions[K] } = {}
-  for (const [param, path, field] of [["sslrootcert", rootcert, "ca"], ["sslcert", cert, "cert"], [
-    "sslkey",
-    key,
-    "key"
-  ]] as const) {
+  for (
+    const [param, path, field] of [["sslrootcert", rootcert, "ca"], ["sslcert", cert, "cert"], [
+      "sslkey",
+      key,
+      "key"
+    ]] as const
+  ) {
     if (path === undefined || (param === "sslrootcert" && system)) continue
     const content = readFile(path)
     if (typeof content === "string") {

@@ -85,7 +85,7 @@ export const make = (
 
     const dispatch = (notification: PgConnection.Notification): void => {
       const subscribers = channels.get(notification.channel)
-      if (subscribers !== undefined) for (const subscriber of subscribers) subscriber.emit(notification.payload)
+      if (subscribers !== undefined) { for (const subscriber of subscribers) subscriber.emit(notification.payload) }
     }
 
     // LISTEN on one channel. A server error (or a timeout) fails that channel's subscribers and
@@ -99,7 +99,7 @@ export const make = (
           cause: error,
           message: `LISTEN on channel ${JSON.stringify(channel)} failed, so its subscription ended: ${error.message}`
         })
-        if (subscribers !== undefined) for (const subscriber of subscribers) subscriber.fail(failure)
+        if (subscribers !== undefined) { for (const subscriber of subscribers) subscriber.fail(failure) }
         return Effect.void
       })
 

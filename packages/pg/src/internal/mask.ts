@@ -11,8 +11,7 @@
 const urlToken = /[a-z][a-z0-9+.-]*:\/\/\S*/gi
 const keywordSecret = /\b(ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'?|\S*)/gi
 
-const replaceAll = (text: string, secret: string): string =>
-  secret.length === 0 ? text : text.split(secret).join("***")
+const replaceAll = (text: string, secret: string): string => secret.length === 0 ? text : text.split(secret).join("***")
 
 /** @internal */
 export const maskText = (text: string): string => {
