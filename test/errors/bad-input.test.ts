@@ -301,3 +301,79 @@ describe("S10 bad input: environment values (PgPoolLive)", () => {
       assert.include((error as PoolConfigError).message, `got "<redacted>"`)
     }))
 })
+
+describe("14.3 the layer fails at build when the server cannot be reached or refuses the login", () => {
+  /** Builds `PgPool.layer(options)` and returns how the build failed and how long it took. */
+  const layerFailure = (options: PgPool.Options) =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const error = yield* failure(Layer.build(PgPool.layer({ applicationName, ...options })).pipe(Effect.scoped))
+      return { error, elapsed: Date.now() - started }
+    })
+
+  it.live("14.3 a wrong password: PgConnectError(Authentication) at build, not at the first statement", () =>
+    withLogs((logs) =>
+      Effect.gen(function*() {
+        const { elapsed, error } = yield* layerFailure({
+          url: Redacted.make(urlWith({ password: secret })),
+          connectTimeout: "2 seconds"
+        })
+        assert.strictEqual(classify(error), "PgConnectError(Authentication)")
+        assert.include((error as PgConnectError).message, "check the user name and password")
+        assert.isBelow(elapsed, 2000, `failed after ${elapsed} ms`)
+        assertNoSecret(error, logs)
+        yield* eventuallyNoBackends(url, applicationName, { within: "1 second" })
+      })
+    ))
+
+  it.live("14.3 an unreachable port, an unknown database: PgConnectError Unreachable / UnknownDatabase at build", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const unreachable = yield* layerFailure({ url: Redacted.make(urlWith({ port })), connectTimeout: "2 seconds" })
+      assert.strictEqual(classify(unreachable.error), "PgConnectError(Unreachable)")
+      assert.isBelow(unreachable.elapsed, 2000)
+      const unknown = yield* layerFailure({ url: Redacted.make(urlWith({ database: "no_such_database" })) })
+      assert.strictEqual(classify(unknown.error), "PgConnectError(UnknownDatabase)")
+    }))
+
+  it.live("14.3 lazy: true builds without connecting; the first statement connects", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const down = yield* statementFailure({ url: Redacted.make(urlWith({ port })), connectTimeout: "2 seconds" })
+      assert.strictEqual(classify(down.error), "SqlError > PgConnectError(Unreachable)")
+      yield* Effect.gen(function*() {
+        const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName, lazy: true })
+        assert.strictEqual((yield* pg.stats).size, 0, "nothing connected while building")
+        assert.deepStrictEqual(yield* pg.sql`SELECT 1 AS one`, [{ one: 1 }])
+      }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
+    }))
+
+  it.live("14.3 a healthy server: the build leaves its first connection idle in the pool, as PgClient does", () =>
+    Effect.gen(function*() {
+      const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName })
+      const stats = yield* pg.stats
+      assert.deepStrictEqual([stats.size, stats.idle, stats.created], [1, 1, 1])
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)))
+
+  it.live("15.6 PgPoolLive with DATABASE_URL unset: the connect error names the settings that were defaults", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const error = yield* failure(
+        Layer.build(
+          PgPoolLive.pipe(
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+              new Map([["PGPORT", String(port)], ["PGAPPNAME", applicationName], ["PGCONNECT_TIMEOUT", "2"]])
+            )))
+          )
+        ).pipe(Effect.scoped)
+      )
+      assert.strictEqual(classify(error), "PgConnectError(Unreachable)")
+      const message = (error as PgConnectError).message
+      assert.include(message, `could not connect to PostgreSQL at localhost:${port}`)
+      assert.include(
+        message,
+        "host localhost, user postgres and database postgres are defaults, as nothing set them " +
+          "(set DATABASE_URL, or PGHOST, PGUSER and PGDATABASE)"
+      )
+    }))
+})
