@@ -288,10 +288,10 @@ describe("S10 bad input: environment values (PgPoolLive)", () => {
       }))
   }
 
-  it.live("PGPOOL_MAX=0 and PGPOOL_MIN > PGPOOL_MAX: PoolConfigError on max", () =>
+  it.live("PGPOOL_MAX=0 and PGPOOL_MIN > PGPOOL_MAX: PoolConfigError naming PGPOOL_MAX (15.6)", () =>
     Effect.gen(function*() {
-      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MAX: "0" }), "max", "an integer >= 1")
-      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MIN: "5", PGPOOL_MAX: "2" }), "max", ">= min (5)")
+      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MAX: "0" }), "PGPOOL_MAX", "an integer >= 1")
+      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MIN: "5", PGPOOL_MAX: "2" }), "PGPOOL_MAX", ">= min (5)")
     }))
 
   it.live("a malformed DATABASE_URL: PoolConfigError on DATABASE_URL, the URL not shown", () =>

@@ -20,7 +20,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import * as Pool from "@scoped-pool/core/Pool"
-import type { PoolConfigError, PoolError } from "@scoped-pool/core/PoolError"
+import { PoolConfigError, type PoolError } from "@scoped-pool/core/PoolError"
 import type * as PoolStats from "@scoped-pool/core/PoolStats"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -124,36 +124,39 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
-    const pool = yield* Pool.make({
-      name: resolved.name,
-      identity: resolved.identity,
-      acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
-      min: resolved.pool.min,
-      max: resolved.pool.max,
-      acquireTimeout: options.acquireTimeout,
-      maxWaiting: options.maxWaiting,
-      idleTimeout: options.idleTimeout,
-      maxLifetime: resolved.pool.maxLifetime,
-      lifetimeJitter: options.lifetimeJitter,
-      maxUses: options.maxUses,
-      checkAfterIdle: options.checkAfterIdle,
-      reconnectTimeout: options.reconnectTimeout,
-      closeTimeout: options.closeTimeout,
-      leakThreshold: options.leakThreshold,
-      retrySchedule: options.retrySchedule,
-      isAlive: (conn) => conn.isAlive,
-      // Waiting will not fix these, nor an unreachable server while no connection is open at all:
-      // callers fail at once (within connectTimeout); creation still retries in the background.
-      failFast: (error, { size }) =>
-        error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
-        (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
-      check: (conn) => conn.query("SELECT 1", []),
-      // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
-      reset: (conn) =>
-        conn.transactionStatus === "idle" && !conn.busy
-          ? undefined // clean: returned at once, no effect on the hot path
-          : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
-    })
+    const pool = yield* Effect.mapError(
+      Pool.make({
+        name: resolved.name,
+        identity: resolved.identity,
+        acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
+        min: resolved.pool.min,
+        max: resolved.pool.max,
+        acquireTimeout: options.acquireTimeout,
+        maxWaiting: options.maxWaiting,
+        idleTimeout: options.idleTimeout,
+        maxLifetime: resolved.pool.maxLifetime,
+        lifetimeJitter: options.lifetimeJitter,
+        maxUses: options.maxUses,
+        checkAfterIdle: options.checkAfterIdle,
+        reconnectTimeout: options.reconnectTimeout,
+        closeTimeout: options.closeTimeout,
+        leakThreshold: options.leakThreshold,
+        retrySchedule: options.retrySchedule,
+        isAlive: (conn) => conn.isAlive,
+        // Waiting will not fix these, nor an unreachable server while no connection is open at all:
+        // callers fail at once (within connectTimeout); creation still retries in the background.
+        failFast: (error, { size }) =>
+          error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
+          (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
+        check: (conn) => conn.query("SELECT 1", []),
+        // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
+        reset: (conn) =>
+          conn.transactionStatus === "idle" && !conn.busy
+            ? undefined // clean: returned at once, no effect on the hot path
+            : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
+      }),
+      (error) => namedAsGiven(error, options)
+    )
 
     const settings = {
       prepare: options.prepare ?? false,
@@ -211,6 +214,22 @@ export const make = (
       close: Pool.close(pool)
     } satisfies PgPool.Service
   })
+
+/**
+ * The pool's own option errors name the option as the user gave it: the environment variable
+ * (`PGPOOL_MAX`) or `@effect/sql-pg`'s spelling (`maxConnections`).
+ */
+const namedAsGiven = (error: PoolConfigError, options: Options): PoolConfigError => {
+  const aliases: Record<string, keyof Options> = { max: "maxConnections", min: "minConnections" }
+  const alias = aliases[error.field]
+  const given = options.sources?.[error.field] ??
+    (alias !== undefined && options[error.field as keyof Options] === undefined && options[alias] !== undefined
+      ? alias
+      : undefined)
+  return given === undefined
+    ? error
+    : new PoolConfigError({ pool: error.pool, field: given, value: error.value, expected: error.expected })
+}
 
 /** Connect errors name the connection settings that nobody gave and were defaults. */
 const withDefaults = <A, R>(

@@ -1,11 +1,14 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
+import type { PoolConfigError } from "@scoped-pool/core/PoolError"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Net from "node:net"
 import { PgConnectError } from "../src/PgError.js"
+import * as PgPool from "../src/PgPool.js"
 import * as PgPoolConfig from "../src/PgPoolConfig.js"
 
 const secret = "s3cr3t-p@ss"
@@ -239,7 +242,7 @@ describe("14.1 every PgClientConfig field, with its meaning there", () => {
       assert.deepStrictEqual([file.host, file.port], ["/tmp", 6000])
     }))
 
-  it.effect("14.1 an invalid maxConnections or connectionTTL is named as written", () =>
+  it.effect("14.1 an invalid maxConnections or connectionTTL is named as written (also by the pool: max < min)", () =>
     Effect.gen(function*() {
       assert.strictEqual(
         (yield* Effect.flip(PgPoolConfig.resolveConnection({ maxConnections: 0 }))).field,
@@ -248,6 +251,13 @@ describe("14.1 every PgClientConfig field, with its meaning there", () => {
       const ttl = yield* Effect.flip(PgPoolConfig.resolveConnection({ connectionTTL: -1 }))
       assert.strictEqual(ttl.field, "connectionTTL")
       assert.include(ttl.message, "\"5 seconds\"")
+      const sizes = yield* Effect.flip(
+        PgPool.make({ maxConnections: 2, minConnections: 5, lazy: true }).pipe(
+          Effect.scoped,
+          Effect.provide(Reactivity.layer)
+        )
+      )
+      assert.strictEqual((sizes as PoolConfigError).field, "maxConnections")
     }))
 })
 
