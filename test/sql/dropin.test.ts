@@ -17,9 +17,12 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import * as Net from "node:net"
 import { backendsOf, eventuallyNoBackends, pollServer } from "../support/backends.js"
 import { classify } from "../support/faults.js"
@@ -187,6 +190,25 @@ describe("14.6 one PgClientConfig through PgClient.layer and PgPool.layer", () =
       const pg = yield* PgPool.make({ ...through, lazy: true }).pipe(Effect.provide(Reactivity.layer))
       assert.strictEqual(pg.sql.config.stream, stream)
     }).pipe(Effect.scoped))
+
+  it.live("14.5 listen: an empty payload reaches our subscriber; PgClient.layer drops it", () =>
+    Effect.gen(function*() {
+      const firsts: Array<string> = []
+      for (const [, layerOf] of contenders) {
+        const first = yield* Effect.gen(function*() {
+          const sql = yield* PgClient.PgClient
+          const head = yield* Effect.fork(Stream.runHead(sql.listen("empty_payloads")))
+          // "" then "marker", until the subscriber has something: its first payload tells
+          yield* sql`SELECT pg_notify('empty_payloads', ''), pg_notify('empty_payloads', 'marker')`.pipe(
+            Effect.repeat({ schedule: Schedule.spaced("25 millis"), until: () => head.unsafePoll() !== null }),
+            Effect.timeout("5 seconds")
+          )
+          return Option.getOrElse(yield* Fiber.join(head), () => "none")
+        }).pipe(Effect.provide(layerOf({ url: Redacted.make(url), applicationName })))
+        firsts.push(first)
+      }
+      assert.deepStrictEqual(firsts, ["marker", ""])
+    }))
 
   it.live("14.1 layerConfig takes PgClient's Config.Wrap as it is, and a plain-string url (15.3)", () =>
     Effect.gen(function*() {
