@@ -2,6 +2,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
 import type { PoolConfigError } from "@scoped-pool/core/PoolError"
+import * as PoolOptions from "@scoped-pool/core/PoolOptions"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -325,5 +326,35 @@ describe("D11 the duplicate-pool warning uses the full connection identity", () 
       })
       assert.notStrictEqual(primary.identity, replica.identity)
       assert.strictEqual(primary.identity, "api app@db:5432/main")
+    }))
+})
+
+describe("14.5 the defaults that differ from @effect/sql-pg 0.53 (see docs/migrating-from-effect-sql-pg.md)", () => {
+  it.effect("14.5 queryTimeout 2 min with its statement_timeout, idle in transaction 10 min, application_name, user, idleTimeout 10 min, maxLifetime 30 min", () =>
+    Effect.gen(function*() {
+      const { connection: c, name, pool } = yield* PgPoolConfig.resolveConnection({})
+      const millis = (d: Duration.DurationInput | undefined) => d === undefined ? undefined : Duration.toMillis(d)
+      assert.deepStrictEqual(
+        {
+          queryTimeout: millis(c.queryTimeout),
+          statementTimeout: millis(c.statementTimeout),
+          idleInTransactionTimeout: millis(c.idleInTransactionTimeout),
+          applicationName: name,
+          user: c.user,
+          idleTimeout: PoolOptions.defaults.idleTimeout,
+          maxLifetime: PoolOptions.defaults.maxLifetime,
+          max: pool.max ?? PoolOptions.defaults.max
+        },
+        {
+          queryTimeout: 120_000,
+          statementTimeout: 132_000,
+          idleInTransactionTimeout: 600_000,
+          applicationName: "scoped-pool",
+          user: "postgres",
+          idleTimeout: 600_000,
+          maxLifetime: 1_800_000,
+          max: 10
+        }
+      )
     }))
 })
