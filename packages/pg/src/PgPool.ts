@@ -124,39 +124,36 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
-    const pool = yield* Effect.mapError(
-      Pool.make({
-        name: resolved.name,
-        identity: resolved.identity,
-        acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
-        min: resolved.pool.min,
-        max: resolved.pool.max,
-        acquireTimeout: options.acquireTimeout,
-        maxWaiting: options.maxWaiting,
-        idleTimeout: options.idleTimeout,
-        maxLifetime: resolved.pool.maxLifetime,
-        lifetimeJitter: options.lifetimeJitter,
-        maxUses: options.maxUses,
-        checkAfterIdle: options.checkAfterIdle,
-        reconnectTimeout: options.reconnectTimeout,
-        closeTimeout: options.closeTimeout,
-        leakThreshold: options.leakThreshold,
-        retrySchedule: options.retrySchedule,
-        isAlive: (conn) => conn.isAlive,
-        // Waiting will not fix these, nor an unreachable server while no connection is open at all:
-        // callers fail at once (within connectTimeout); creation still retries in the background.
-        failFast: (error, { size }) =>
-          error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
-          (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
-        check: (conn) => conn.query("SELECT 1", []),
-        // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
-        reset: (conn) =>
-          conn.transactionStatus === "idle" && !conn.busy
-            ? undefined // clean: returned at once, no effect on the hot path
-            : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
-      }),
-      (error) => namedAsGiven(error, options)
-    )
+    const pool = yield* Pool.make({
+      name: resolved.name,
+      identity: resolved.identity,
+      acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
+      min: resolved.pool.min,
+      max: resolved.pool.max,
+      acquireTimeout: options.acquireTimeout,
+      maxWaiting: options.maxWaiting,
+      idleTimeout: options.idleTimeout,
+      maxLifetime: resolved.pool.maxLifetime,
+      lifetimeJitter: options.lifetimeJitter,
+      maxUses: options.maxUses,
+      checkAfterIdle: options.checkAfterIdle,
+      reconnectTimeout: options.reconnectTimeout,
+      closeTimeout: options.closeTimeout,
+      leakThreshold: options.leakThreshold,
+      retrySchedule: options.retrySchedule,
+      isAlive: (conn) => conn.isAlive,
+      // Waiting will not fix these, nor an unreachable server while no connection is open at all:
+      // callers fail at once (within connectTimeout); creation still retries in the background.
+      failFast: (error, { size }) =>
+        error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
+        (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
+      check: (conn) => conn.query("SELECT 1", []),
+      // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
+      reset: (conn) =>
+        conn.transactionStatus === "idle" && !conn.busy
+          ? undefined // clean: returned at once, no effect on the hot path
+          : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
+    })
 
     const settings = {
       prepare: options.prepare ?? false,
@@ -213,7 +210,7 @@ export const make = (
       stats: Pool.stats(pool),
       close: Pool.close(pool)
     } satisfies PgPool.Service
-  })
+  }).pipe(Effect.mapError((error) => error._tag === "PoolConfigError" ? namedAsGiven(error, options) : error))
 
 /**
  * The pool's own option errors name the option as the user gave it: the environment variable
