@@ -174,6 +174,9 @@ export interface ResolvedConnection {
 }
 
 /**
+ * The defaults of the connection settings and of the safety nets. `database` is used only when
+ * no user is given either: the database defaults to the user's name, as in libpq.
+ *
  * @since 0.1.0
  * @category config
  */

@@ -77,7 +77,8 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
     const fail = (field: string, value: unknown, expected: string) =>
       Effect.fail(new PoolConfigError({ pool: name, field, value, expected }))
     const label = (field: string) => sources[field] ?? field
-    const fromEnv = (field: string) => sources[field] !== undefined && sources[field] !== sources.url
+    // A PG* variable (not DATABASE_URL) set this field.
+    const fromEnv = (field: string) => field !== "url" && sources[field] !== undefined
 
     // ---- the connection string ----
     const urlLabel = label("url")
