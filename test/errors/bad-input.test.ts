@@ -67,10 +67,13 @@ const assertNoSecret = (error: unknown, logs?: ReturnType<typeof captureLogs>) =
 const buildFailure = (options: PgPool.Options) =>
   PgPool.make({ applicationName, ...options }).pipe(Effect.scoped, Effect.provide(Reactivity.layer), failure)
 
-/** Opens a pool with `options`, runs one statement, and returns its error and how long it took. */
+/**
+ * Opens a pool with `options` without connecting (`lazy`), runs one statement, and returns its
+ * error and how long it took: the pool's own behaviour, after the build-time check.
+ */
 const statementFailure = (options: PgPool.Options) =>
   Effect.gen(function*() {
-    const pg = yield* PgPool.make({ applicationName, ...options })
+    const pg = yield* PgPool.make({ applicationName, lazy: true, ...options })
     const started = Date.now()
     const error = yield* failure(pg.sql`SELECT 1`)
     return { error, elapsed: Date.now() - started }
@@ -86,7 +89,7 @@ const assertConfigError = (error: unknown, field: string, expected: string) => {
 
 describe("S10 bad input: invalid options fail with PoolConfigError before anything opens", () => {
   const cases: ReadonlyArray<readonly [string, PgPool.Options, string, string]> = [
-    ["not a URL", { url: Redacted.make("not a url") }, "url", "a URL like postgres://"],
+    ["not a URL", { url: Redacted.make("not a url") }, "url", "a postgres:// URL or a key=value connection string"],
     ["another scheme", { url: Redacted.make(`mysql://app:${secret}@db:3306/app`) }, "url", "a postgres:// or"],
     [
       "a port that is not a number",
@@ -109,8 +112,8 @@ describe("S10 bad input: invalid options fail with PoolConfigError before anythi
     ["max NaN", { max: Number.NaN }, "max", "an integer >= 1"],
     ["max 1.5", { max: 1.5 }, "max", "an integer >= 1"],
     ["min -1", { min: -1 }, "min", "an integer >= 0"],
-    ["port 0", { port: 0 }, "port", "an integer in [1, 65535]"],
-    ["port 70000", { port: 70_000 }, "port", "an integer in [1, 65535]"]
+    ["port 0", { url: undefined, port: 0 }, "port", "an integer in [1, 65535]"],
+    ["port 70000", { url: undefined, port: 70_000 }, "port", "an integer in [1, 65535]"]
   ]
   for (const [name, options, field, expected] of cases) {
     it.live(`${name}: PoolConfigError on ${field}`, () =>
@@ -285,16 +288,92 @@ describe("S10 bad input: environment values (PgPoolLive)", () => {
       }))
   }
 
-  it.live("PGPOOL_MAX=0 and PGPOOL_MIN > PGPOOL_MAX: PoolConfigError on max", () =>
+  it.live("PGPOOL_MAX=0 and PGPOOL_MIN > PGPOOL_MAX: PoolConfigError naming PGPOOL_MAX (15.6)", () =>
     Effect.gen(function*() {
-      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MAX: "0" }), "max", "an integer >= 1")
-      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MIN: "5", PGPOOL_MAX: "2" }), "max", ">= min (5)")
+      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MAX: "0" }), "PGPOOL_MAX", "an integer >= 1")
+      assertConfigError(yield* liveFailure({ ...base, PGPOOL_MIN: "5", PGPOOL_MAX: "2" }), "PGPOOL_MAX", ">= min (5)")
     }))
 
-  it.live("a malformed DATABASE_URL: PoolConfigError on url, its password masked", () =>
+  it.live("a malformed DATABASE_URL: PoolConfigError on DATABASE_URL, the URL not shown", () =>
     Effect.gen(function*() {
       const error = yield* liveFailure({ DATABASE_URL: `postgres://app:${secret}@db:notaport/app` })
-      assertConfigError(error, "url", "a URL like")
-      assert.include((error as PoolConfigError).message, "postgres://app:***@db:notaport/app")
+      assertConfigError(error, "DATABASE_URL", "a URL like")
+      assert.include((error as PoolConfigError).message, `got "<redacted>"`)
+    }))
+})
+
+describe("14.3 the layer fails at build when the server cannot be reached or refuses the login", () => {
+  /** Builds `PgPool.layer(options)` and returns how the build failed and how long it took. */
+  const layerFailure = (options: PgPool.Options) =>
+    Effect.gen(function*() {
+      const started = Date.now()
+      const error = yield* failure(Layer.build(PgPool.layer({ applicationName, ...options })).pipe(Effect.scoped))
+      return { error, elapsed: Date.now() - started }
+    })
+
+  it.live("14.3 a wrong password: PgConnectError(Authentication) at build, not at the first statement", () =>
+    withLogs((logs) =>
+      Effect.gen(function*() {
+        const { elapsed, error } = yield* layerFailure({
+          url: Redacted.make(urlWith({ password: secret })),
+          connectTimeout: "2 seconds"
+        })
+        assert.strictEqual(classify(error), "PgConnectError(Authentication)")
+        assert.include((error as PgConnectError).message, "check the user name and password")
+        assert.isBelow(elapsed, 2000, `failed after ${elapsed} ms`)
+        assertNoSecret(error, logs)
+        yield* eventuallyNoBackends(url, applicationName, { within: "1 second" })
+      })
+    ))
+
+  it.live("14.3 an unreachable port, an unknown database: PgConnectError Unreachable / UnknownDatabase at build", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const unreachable = yield* layerFailure({ url: Redacted.make(urlWith({ port })), connectTimeout: "2 seconds" })
+      assert.strictEqual(classify(unreachable.error), "PgConnectError(Unreachable)")
+      assert.isBelow(unreachable.elapsed, 2000)
+      const unknown = yield* layerFailure({ url: Redacted.make(urlWith({ database: "no_such_database" })) })
+      assert.strictEqual(classify(unknown.error), "PgConnectError(UnknownDatabase)")
+    }))
+
+  it.live("14.3 lazy: true builds without connecting; the first statement connects", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const down = yield* statementFailure({ url: Redacted.make(urlWith({ port })), connectTimeout: "2 seconds" })
+      assert.strictEqual(classify(down.error), "SqlError > PgConnectError(Unreachable)")
+      yield* Effect.gen(function*() {
+        const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName, lazy: true })
+        assert.strictEqual((yield* pg.stats).size, 0, "nothing connected while building")
+        assert.deepStrictEqual(yield* pg.sql`SELECT 1 AS one`, [{ one: 1 }])
+      }).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
+    }))
+
+  it.live("14.3 a healthy server: the build leaves its first connection idle in the pool, as PgClient does", () =>
+    Effect.gen(function*() {
+      const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName })
+      const stats = yield* pg.stats
+      assert.deepStrictEqual([stats.size, stats.idle, stats.created], [1, 1, 1])
+    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)))
+
+  it.live("15.6 PgPoolLive with DATABASE_URL unset: the connect error names the settings that were defaults", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(() => freePort())
+      const error = yield* failure(
+        Layer.build(
+          PgPoolLive.pipe(
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(
+              new Map([["PGPORT", String(port)], ["PGAPPNAME", applicationName], ["PGCONNECT_TIMEOUT", "2"]])
+            )))
+          )
+        ).pipe(Effect.scoped)
+      )
+      assert.strictEqual(classify(error), "PgConnectError(Unreachable)")
+      const message = (error as PgConnectError).message
+      assert.include(message, `could not connect to PostgreSQL at localhost:${port}`)
+      assert.include(
+        message,
+        "host localhost, user postgres and database postgres are defaults, as nothing set them " +
+          "(set DATABASE_URL, or PGHOST, PGUSER and PGDATABASE)"
+      )
     }))
 })

@@ -110,7 +110,12 @@ describe("network faults: blackhole", () => {
       Effect.gen(function*() {
         const proxy = yield* proxied
         proxy.setMode("blackhole")
-        const { close, pg } = yield* poolThrough(proxy, { connectTimeout: "400 millis", acquireTimeout: "5 seconds" })
+        // lazy: built without connecting, so that the caller meets the blackhole (not the build)
+        const { close, pg } = yield* poolThrough(proxy, {
+          connectTimeout: "400 millis",
+          acquireTimeout: "5 seconds",
+          lazy: true
+        })
         const started = Date.now()
         const error = yield* failure(pg.sql`SELECT 1`)
         const elapsed = Date.now() - started

@@ -15,6 +15,7 @@ import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type { Duplex } from "node:stream"
 import type * as Tls from "node:tls"
 import * as internal from "./internal/connection.js"
 import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "./PgError.js"
@@ -205,6 +206,14 @@ export interface PgConnection {
    * with `query`); returns the function that unregisters it.
    */
   readonly onNotification: (listener: (notification: Notification) => void) => () => void
+  /**
+   * Registers a listener called once when the connection stops being alive: with the
+   * `PgConnectionLost` when it was lost (socket closed or reset, a fatal error from the server,
+   * an unconfirmed cancel), with `undefined` when it was closed. Registered on a connection
+   * that is no longer alive, it is called at once. The listener must not throw. Returns the
+   * function that unregisters it.
+   */
+  readonly onClose: (listener: (lost: PgConnectionLost | undefined) => void) => () => void
 }
 
 /**
@@ -256,6 +265,20 @@ export interface PgConnectionOptions {
   readonly idleInTransactionTimeout?: Duration.DurationInput | undefined
   /** Type parsers passed through to `pg`. Default: `pg`'s. */
   readonly types?: TypeParsers | undefined
+  /**
+   * Server settings sent in the startup packet, by name (what libpq's `options=-c name=value`
+   * sets): `{ search_path: "app,public" }`. The settings above (`statementTimeout`…) are sent
+   * as well and take precedence over the same names here. Default: none.
+   */
+  readonly startupParameters?: Readonly<Record<string, string>> | undefined
+  /**
+   * Makes the socket the connection runs on, instead of a TCP or Unix socket to `host`/`port`
+   * (as `pg`'s and `@effect/sql-pg`'s `stream`, for tunnels and runtimes without `node:net`):
+   * a socket-like `Duplex` whose `connect(port, host)` the connection calls (and `setNoDelay`,
+   * `setKeepAlive` where present), then speaks the protocol over it, TLS included when `ssl`
+   * is set. A CancelRequest still goes to `host`/`port` over a new TCP socket. Default: none.
+   */
+  readonly stream?: (() => Duplex) | undefined
 }
 
 /**

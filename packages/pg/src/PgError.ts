@@ -8,6 +8,7 @@
  */
 import * as Data from "effect/Data"
 import * as Predicate from "effect/Predicate"
+import { maskText } from "./internal/mask.js"
 
 /**
  * @since 0.1.0
@@ -55,12 +56,38 @@ const connectAdvice: Record<PgConnectErrorReason, string> = {
   TooManyConnections: "the server's max_connections is reached; lower the pool sizes or raise max_connections"
 }
 
-// Anything that looks like credentials in a URL is cut out of text taken from causes.
-const redactUrls = (text: string): string => text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/]*@/gi, "$1***@")
-
+// Text taken from a cause (a driver's or the OS's message) has its passwords masked: a URL's
+// as the URL parser reads it, a key=value string's `password=` value.
 const causeText = (cause: unknown): string | undefined => {
-  if (cause instanceof Error && cause.message.length > 0) return redactUrls(cause.message)
+  if (cause instanceof Error && cause.message.length > 0) return maskText(cause.message)
   return undefined
+}
+
+/**
+ * A connection setting that was not given, so its default was used: shown in a connect
+ * error, so that `localhost:5432` is not mistaken for a setting the user made.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DefaultedSetting {
+  /** `host`, `port`, `database` or `user`. */
+  readonly field: string
+  /** The default's value. */
+  readonly value: string
+  /** Where it could have been set: the URL's name, then the setting's own (`["DATABASE_URL", "PGHOST"]`). */
+  readonly setWith: readonly [url: string, own: string]
+}
+
+const and = (items: ReadonlyArray<string>): string =>
+  items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)!}`
+
+const defaultsText = (defaults: ReadonlyArray<DefaultedSetting> | undefined): string => {
+  if (defaults === undefined || defaults.length === 0) return ""
+  const one = defaults.length === 1
+  const urls = [...new Set(defaults.map((d) => d.setWith[0]))]
+  return `; ${and(defaults.map((d) => `${d.field} ${d.value}`))} ${one ? "is a default" : "are defaults"}, as ` +
+    `nothing set ${one ? "it" : "them"} (set ${urls.join(" or ")}, or ${and(defaults.map((d) => d.setWith[1]))})`
 }
 
 /**
@@ -82,6 +109,8 @@ export class PgConnectError extends Data.TaggedError("PgConnectError")<{
   readonly port: number
   readonly database: string
   readonly user: string
+  /** The settings above that nobody gave, whose defaults were used (set by `PgPool`). */
+  readonly defaults?: ReadonlyArray<DefaultedSetting> | undefined
   readonly cause?: unknown
 }> {
   /**
@@ -96,7 +125,7 @@ export class PgConnectError extends Data.TaggedError("PgConnectError")<{
     const detail = causeText(this.cause)
     return `could not connect to PostgreSQL at ${this.host}:${this.port} (database "${this.database}", user "${this.user}"): ${
       this.reason === "Timeout" ? "timed out" : this.reason
-    }${detail === undefined ? "" : ` (${detail})`}; ${connectAdvice[this.reason]}`
+    }${detail === undefined ? "" : ` (${detail})`}; ${connectAdvice[this.reason]}${defaultsText(this.defaults)}`
   }
 }
 

@@ -20,7 +20,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import * as Pool from "@scoped-pool/core/Pool"
-import type { PoolConfigError, PoolError } from "@scoped-pool/core/PoolError"
+import { PoolConfigError, type PoolError } from "@scoped-pool/core/PoolError"
 import type * as PoolStats from "@scoped-pool/core/PoolStats"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -32,7 +32,7 @@ import type * as Stream from "effect/Stream"
 import * as Listen from "./internal/listen.js"
 import { PooledConnection, toSqlError, TransactionConnection } from "./internal/sqlClient.js"
 import * as PgConnection from "./PgConnection.js"
-import type { PgConnectError } from "./PgError.js"
+import { type DefaultedSetting, PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
 
 /**
@@ -97,8 +97,10 @@ const ATTR_SERVER_PORT = "server.port"
 
 /**
  * Opens a pool whose life is the current scope. Options are checked first (a bad value fails
- * with `PoolConfigError`, naming the field, never showing a password); connections are then
- * made in the background, `min` of them at once.
+ * with `PoolConfigError`, naming the field, never showing a password); then one connection is
+ * opened (unless `lazy`), so that a server that cannot be reached or refuses the login fails
+ * here with its `PgConnectError`, as `PgClient.make` does; more are made in the background,
+ * `min` of them at once.
  *
  * **Example** (A pool in a scope)
  *
@@ -118,19 +120,20 @@ const ATTR_SERVER_PORT = "server.port"
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<PgPool.Service, PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
+): Effect.Effect<PgPool.Service, PoolConfigError | PgConnectError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
     const pool = yield* Pool.make({
       name: resolved.name,
-      acquire: PgConnection.make(connection),
-      min: options.min,
-      max: options.max,
+      identity: resolved.identity,
+      acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
+      min: resolved.pool.min,
+      max: resolved.pool.max,
       acquireTimeout: options.acquireTimeout,
       maxWaiting: options.maxWaiting,
       idleTimeout: options.idleTimeout,
-      maxLifetime: options.maxLifetime,
+      maxLifetime: resolved.pool.maxLifetime,
       lifetimeJitter: options.lifetimeJitter,
       maxUses: options.maxUses,
       checkAfterIdle: options.checkAfterIdle,
@@ -165,7 +168,12 @@ export const make = (
     const transformRows = options.transformResultNames
       ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
       : undefined
-    const listener = yield* Listen.make(connection)
+    const listener = yield* Listen.make(
+      withDefaults(
+        PgConnection.make({ ...connection, applicationName: `${connection.applicationName}-listen` }),
+        resolved.defaulted
+      )
+    )
 
     const client = yield* SqlClient.make({
       acquirer,
@@ -180,22 +188,8 @@ export const make = (
       ],
       transformRows
     })
-    const config: PgClient.PgClientConfig = {
-      host: connection.host,
-      port: connection.port,
-      database: connection.database,
-      username: connection.user,
-      password: connection.password,
-      ssl: connection.ssl,
-      applicationName: connection.applicationName,
-      connectTimeout: connection.connectTimeout,
-      maxConnections: options.max,
-      minConnections: options.min,
-      transformResultNames: options.transformResultNames,
-      transformQueryNames: options.transformQueryNames,
-      transformJson: options.transformJson,
-      spanAttributes: options.spanAttributes
-    }
+    // What PgClient.layer puts there: the options as given, filled from the URL.
+    const config: PgClient.PgClientConfig = resolved.clientConfig
     const sql: PgClient.PgClient = Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,
       config,
@@ -204,6 +198,8 @@ export const make = (
       notify: (channel: string, payload: string): Effect.Effect<void, SqlError> =>
         Effect.asVoid(client`SELECT pg_notify(${channel}, ${payload})`)
     }) as PgClient.PgClient
+
+    if (!resolved.lazy) yield* firstConnection(pool, connection)
 
     return {
       [TypeId]: TypeId,
@@ -214,18 +210,80 @@ export const make = (
       stats: Pool.stats(pool),
       close: Pool.close(pool)
     } satisfies PgPool.Service
+  }).pipe(Effect.mapError((error) => error._tag === "PoolConfigError" ? namedAsGiven(error, options) : error))
+
+/**
+ * The pool's own option errors name the option as the user gave it: the environment variable
+ * (`PGPOOL_MAX`) or `@effect/sql-pg`'s spelling (`maxConnections`).
+ */
+const namedAsGiven = (error: PoolConfigError, options: Options): PoolConfigError => {
+  const aliases: Record<string, keyof Options> = { max: "maxConnections", min: "minConnections" }
+  const alias = aliases[error.field]
+  const given = options.sources?.[error.field] ??
+    (alias !== undefined && options[error.field as keyof Options] === undefined && options[alias] !== undefined
+      ? alias
+      : undefined)
+  return given === undefined
+    ? error
+    : new PoolConfigError({ pool: error.pool, field: given, value: error.value, expected: error.expected })
+}
+
+/** Connect errors name the connection settings that nobody gave and were defaults. */
+const withDefaults = <A, R>(
+  connect: Effect.Effect<A, PgConnectError, R>,
+  defaulted: ReadonlyArray<DefaultedSetting>
+): Effect.Effect<A, PgConnectError, R> =>
+  defaulted.length === 0 ?
+    connect :
+    Effect.mapError(connect, (error) =>
+      error.defaults !== undefined ? error : new PgConnectError({
+        reason: error.reason,
+        host: error.host,
+        port: error.port,
+        database: error.database,
+        user: error.user,
+        defaults: defaulted,
+        cause: error.cause
+      }))
+
+/**
+ * Opens the pool's first connection while the layer is built (and returns it to the pool), so
+ * that a server that cannot be reached or refuses the login fails the build with the
+ * `PgConnectError`, not the first statement. Bounded by `connectTimeout` for the failures that
+ * waiting cannot fix, else by `acquireTimeout` (a server at `max_connections` may free a slot).
+ */
+const firstConnection = (
+  pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>,
+  connection: PgConnection.PgConnectionOptions
+): Effect.Effect<void, PgConnectError> =>
+  Effect.catchAll(pool.use(() => Effect.void), (error) => {
+    if (error._tag === "PgConnectError") return Effect.fail(error)
+    if (error._tag === "PoolTimeout" && error.cause instanceof PgConnectError) return Effect.fail(error.cause)
+    return Effect.fail(
+      new PgConnectError({
+        reason: "Timeout",
+        host: connection.host,
+        port: connection.port ?? 5432,
+        database: connection.database,
+        user: connection.user,
+        cause: error
+      })
+    )
   })
 
 /**
  * A layer that opens the pool with these options and provides `PgPool`, `SqlClient` and
- * `PgClient`; the pool closes when the layer's scope ends.
+ * `PgClient`; the pool closes when the layer's scope ends. It takes `@effect/sql-pg`'s
+ * `PgClientConfig` as it is: `PgClient.layer(config)` → `PgPool.layer(config)`. Building it
+ * fails with `PoolConfigError` on a bad option and, unless `lazy`, with `PgConnectError` when
+ * the server cannot be reached or refuses the login.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<PgPool | SqlClient.SqlClient | PgClient.PgClient, PoolConfigError> =>
+): Layer.Layer<PgPool | SqlClient.SqlClient | PgClient.PgClient, PoolConfigError | PgConnectError> =>
   Layer.scopedContext(
     Effect.map(make(options), (service) =>
       Context.make(PgPool, service).pipe(
@@ -242,8 +300,10 @@ export const layer = (
  */
 export const layerConfig = (
   config: Config.Config<Options> | Config.Config.Wrap<Options>
-): Layer.Layer<PgPool | SqlClient.SqlClient | PgClient.PgClient, PoolConfigError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(config as Config.Config.Wrap<Options>), layer))
+): Layer.Layer<
+  PgPool | SqlClient.SqlClient | PgClient.PgClient,
+  PoolConfigError | PgConnectError | ConfigError.ConfigError
+> => Layer.unwrapEffect(Effect.map(Config.unwrap(config as Config.Config.Wrap<Options>), layer))
 
 /**
  * The pool configured from the environment (`PgPoolConfig.fromEnv`: `DATABASE_URL` or the
@@ -269,5 +329,5 @@ export const layerConfig = (
  */
 export const PgPoolLive: Layer.Layer<
   PgPool | SqlClient.SqlClient | PgClient.PgClient,
-  PoolConfigError | ConfigError.ConfigError
+  PoolConfigError | PgConnectError | ConfigError.ConfigError
 > = layerConfig(PgPoolConfig.fromEnv)

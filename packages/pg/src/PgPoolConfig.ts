@@ -3,19 +3,25 @@
  * large the pool is — and `fromEnv`, which reads them from `DATABASE_URL` or the libpq `PG*`
  * variables plus `PGPOOL_*` for the pool. Passwords stay `Redacted` throughout.
  *
+ * Every field of `@effect/sql-pg`'s `PgClientConfig` is accepted with its meaning there, so a
+ * `PgClient.layer(config)` becomes `PgPool.layer(config)` unchanged; where that config and
+ * ours name the same thing (`maxConnections` and `max`), either spelling works, and both
+ * given with different values fail with a `PoolConfigError` naming both.
+ *
  * @since 0.1.0
  */
-import { PoolConfigError } from "@scoped-pool/core/PoolError"
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type { PoolConfigError } from "@scoped-pool/core/PoolError"
 import type * as PoolOptions from "@scoped-pool/core/PoolOptions"
-import { millisOf } from "@scoped-pool/core/PoolOptions"
-import * as Config from "effect/Config"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
+import type { Duplex } from "node:stream"
 import type * as Tls from "node:tls"
+import * as internal from "./internal/config.js"
 import type { PgConnection, PgConnectionOptions, TypeParsers } from "./PgConnection.js"
-import type { PgConnectError } from "./PgError.js"
+import type { DefaultedSetting, PgConnectError } from "./PgError.js"
 
 /**
  * Everything `PgPool.make` can be told. All fields are optional: without any, the pool
@@ -43,17 +49,58 @@ export interface PgPoolOptions extends
     | "retrySchedule"
   >
 {
-  /** `postgres://user:password@host:port/database?sslmode=…&application_name=…`; fields below override it. */
-  readonly url?: Redacted.Redacted<string> | undefined
+  /**
+   * Where the server is, as libpq reads it: a URI
+   * (`postgres://user:password@host:5432/database?sslmode=require&options=-c%20search_path%3Dapp`)
+   * or `key=value` pairs (`host=db dbname=app user=app password='a b'`). Supported parameters:
+   * `host` (a name, an address, or a Unix socket directory), `port`, `dbname`, `user`, `password`,
+   * `sslmode`, `sslrootcert`, `sslcert`, `sslkey`, `application_name`, `fallback_application_name`,
+   * `options` (`-c name=value` server settings), `connect_timeout` (seconds), `keepalives`,
+   * `keepalives_idle`; an unknown or unsupported one fails with `PoolConfigError` naming it.
+   * A plain string is accepted and wrapped in `Redacted` at once. The fields below must agree
+   * with what it says.
+   */
+  readonly url?: Redacted.Redacted<string> | string | undefined
+  /** Host name, IP address, or the directory of a Unix socket. Default: `"localhost"`. */
   readonly host?: string | undefined
+  /** Default: 5432. */
   readonly port?: number | undefined
+  /**
+   * A Unix socket: its directory (`/var/run/postgresql`) or its file
+   * (`/var/run/postgresql/.s.PGSQL.5432`, whose suffix gives the port). Another spelling of `host`.
+   */
+  readonly path?: string | undefined
+  /** Default: the user name (as libpq). */
   readonly database?: string | undefined
+  /** Default: `"postgres"`. */
   readonly username?: string | undefined
-  readonly password?: Redacted.Redacted<string> | undefined
+  /** A plain string is accepted and wrapped in `Redacted` at once. */
+  readonly password?: Redacted.Redacted<string> | string | undefined
   /** `true`, or node TLS options. Default: from `sslmode` in the URL, else off. */
   readonly ssl?: boolean | Tls.ConnectionOptions | undefined
-  /** The `application_name` of every connection; also the pool's name. Default: `"scoped-pool"`. */
+  /**
+   * The `application_name` of every connection; also the pool's name. Default: the URL's
+   * `fallback_application_name`, else `"scoped-pool"`.
+   */
   readonly applicationName?: string | undefined
+  /** Makes the socket of each connection (see `PgConnectionOptions.stream`), as `@effect/sql-pg`. */
+  readonly stream?: (() => Duplex) | undefined
+
+  /** `@effect/sql-pg`'s spelling of `max`. */
+  readonly maxConnections?: number | undefined
+  /** `@effect/sql-pg`'s spelling of `min`. */
+  readonly minConnections?: number | undefined
+  /** `@effect/sql-pg`'s spelling of `maxLifetime`. */
+  readonly connectionTTL?: Duration.DurationInput | undefined
+
+  /**
+   * By default the layer opens one connection while it is built and fails with the
+   * `PgConnectError` if the server cannot be reached or refuses the login (as
+   * `PgClient.layer` does), so that an application does not start broken. `true` builds the
+   * layer without connecting: the first statement connects, for applications that must start
+   * while the database is down. Default: false.
+   */
+  readonly lazy?: boolean | undefined
 
   /** Bound on connecting (TCP, TLS, authentication). Default: 5 seconds. */
   readonly connectTimeout?: Duration.DurationInput | undefined
@@ -61,7 +108,8 @@ export interface PgPoolOptions extends
    * Bound on every statement, enforced by the client: on expiry the statement is cancelled on
    * the server. Default: 2 minutes. The server's `statement_timeout` is set a little above it
    * as the safety net for what no client can handle — the client killed with SIGKILL, or the
-   * network lost — so a statement never runs on forever.
+   * network lost — so a statement never runs on forever. A `statement_timeout` set in the
+   * URL's `options` replaces that safety net.
    */
   readonly queryTimeout?: Duration.DurationInput | undefined
   /** Bound on a cancel's confirmation by the server; past it the connection is destroyed. Default: 1 second. */
@@ -70,8 +118,10 @@ export interface PgPoolOptions extends
   readonly lockTimeout?: Duration.DurationInput | undefined
   /** `idle_in_transaction_session_timeout` of every session. Default: 10 minutes. */
   readonly idleInTransactionTimeout?: Duration.DurationInput | undefined
-  /** TCP keepalive. Default: on, first probe after 30 seconds idle. */
+  /** TCP keepalive. Default: on. */
   readonly keepAlive?: boolean | undefined
+  /** Idle time before the first keepalive probe. Default: 30 seconds. */
+  readonly keepAliveInitialDelay?: Duration.DurationInput | undefined
   /** Type parsers passed to `pg`. Default: `pg`'s. */
   readonly types?: TypeParsers | undefined
 
@@ -88,6 +138,13 @@ export interface PgPoolOptions extends
   readonly transformQueryNames?: ((str: string) => string) | undefined
   readonly transformJson?: boolean | undefined
   readonly spanAttributes?: Record<string, unknown> | undefined
+
+  /**
+   * Which environment variable set each option, by option name (`{ url: "DATABASE_URL",
+   * host: "PGHOST" }`); set by `fromEnv`. Messages name them, and a value from a `PG*`
+   * variable yields to the URL (as in libpq) instead of conflicting with it.
+   */
+  readonly sources?: Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -100,21 +157,38 @@ export interface PgPoolOptions extends
 export interface ResolvedConnection {
   readonly connection: PgConnectionOptions
   readonly name: string
+  /** The pool's sizes and lifetime, whichever spelling gave them. */
+  readonly pool: {
+    readonly min: number | undefined
+    readonly max: number | undefined
+    readonly maxLifetime: Duration.DurationInput | undefined
+  }
+  /** What `PgClient.layer` would put in its `config`: the options as given, filled from the URL. */
+  readonly clientConfig: PgClient.PgClientConfig
+  /** The full connection identity (user, host, port, database, name), for the duplicate-pool warning. */
+  readonly identity: string
+  /** The connection settings nobody gave, whose defaults are used. */
+  readonly defaulted: ReadonlyArray<DefaultedSetting>
+  /** Whether the layer skips connecting while it is built. */
+  readonly lazy: boolean
 }
 
 /**
+ * The defaults of the connection settings and of the safety nets. `database` is used only when
+ * no user is given either: the database defaults to the user's name, as in libpq.
+ *
  * @since 0.1.0
  * @category config
  */
-export const defaults = {
-  host: "localhost",
-  port: 5432,
-  database: "postgres",
-  username: "postgres",
-  applicationName: "scoped-pool",
-  queryTimeout: Duration.minutes(2),
-  idleInTransactionTimeout: Duration.minutes(10)
-} as const
+export const defaults: {
+  readonly host: "localhost"
+  readonly port: 5432
+  readonly database: "postgres"
+  readonly username: "postgres"
+  readonly applicationName: "scoped-pool"
+  readonly queryTimeout: Duration.Duration
+  readonly idleInTransactionTimeout: Duration.Duration
+} = internal.defaults
 
 /**
  * The server-side `statement_timeout` set as a safety net above the client's `queryTimeout`:
@@ -123,165 +197,40 @@ export const defaults = {
  * @since 0.1.0
  * @category config
  */
-export const safetyNetFor = (queryTimeoutMillis: number): number =>
-  Math.ceil(queryTimeoutMillis + Math.max(1_000, queryTimeoutMillis * 0.1))
+export const safetyNetFor: (queryTimeoutMillis: number) => number = internal.safetyNetFor
 
 /**
- * The URL with its password masked, for messages.
+ * The connection string with its password (and any other secret parameter) masked, for
+ * messages; rebuilt from its parsed parts. A string that does not parse shows nothing but its
+ * scheme.
  *
  * @since 0.1.0
  * @category getters
  */
-export const maskUrl = (url: string): string => url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^/]*@/i, "$1***@")
-
-const sslFromMode = (mode: string | null): boolean | Tls.ConnectionOptions | undefined => {
-  switch (mode) {
-    case null:
-    case "disable":
-    case "allow":
-    case "prefer":
-      return undefined
-    case "require":
-    case "no-verify":
-      return { rejectUnauthorized: false }
-    default:
-      return true
-  }
-}
+export const maskUrl: (url: string) => string = internal.maskUrl
 
 /**
- * Resolves the connection side of the options: parses the URL (a malformed one fails with a
- * `PoolConfigError` that never shows the password), fills in defaults, and derives the
+ * Resolves the connection side of the options: parses the URL or connection string (a
+ * malformed one, or an unknown parameter, fails with a `PoolConfigError` that never shows
+ * the password), checks that spellings given twice agree, fills in defaults, and derives the
  * server's `statement_timeout` from `queryTimeout`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const resolveConnection = (options: PgPoolOptions): Effect.Effect<ResolvedConnection, PoolConfigError> =>
-  Effect.suspend(() => {
-    const name = options.applicationName ?? defaults.applicationName
-    const fail = (field: string, value: unknown, expected: string) =>
-      Effect.fail(new PoolConfigError({ pool: name, field, value, expected }))
-    let fromUrl: {
-      host?: string
-      port?: number
-      database?: string
-      username?: string
-      password?: Redacted.Redacted<string>
-      ssl?: boolean | Tls.ConnectionOptions
-      applicationName?: string
-    } = {}
-    if (options.url !== undefined) {
-      const raw = Redacted.value(options.url)
-      let url: URL
-      try {
-        url = new URL(raw)
-      } catch {
-        return fail("url", maskUrl(raw), "a URL like postgres://user:password@host:5432/database")
-      }
-      if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-        return fail("url", maskUrl(raw), "a postgres:// or postgresql:// URL")
-      }
-      const port = url.port === "" ? undefined : Number(url.port)
-      const ssl = sslFromMode(url.searchParams.get("sslmode"))
-      const appName = url.searchParams.get("application_name")
-      fromUrl = {
-        ...(url.hostname !== "" ? { host: decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, "$1") } : {}),
-        ...(port !== undefined ? { port } : {}),
-        ...(url.pathname.length > 1 ? { database: decodeURIComponent(url.pathname.slice(1)) } : {}),
-        ...(url.username !== "" ? { username: decodeURIComponent(url.username) } : {}),
-        ...(url.password !== "" ? { password: Redacted.make(decodeURIComponent(url.password)) } : {}),
-        ...(ssl !== undefined ? { ssl } : {}),
-        ...(appName !== null ? { applicationName: appName } : {})
-      }
-    }
-    const port = options.port ?? fromUrl.port ?? defaults.port
-    if (!Number.isInteger(port) || port < 1 || port > 65_535) return fail("port", port, "an integer in [1, 65535]")
-
-    const queryTimeout = millisOf(options.queryTimeout ?? defaults.queryTimeout, { allowZero: false })
-    if (queryTimeout === undefined) return fail("queryTimeout", options.queryTimeout, "a finite duration > 0")
-    const durations: Array<[string, Duration.DurationInput | undefined]> = [
-      ["connectTimeout", options.connectTimeout],
-      ["cancelTimeout", options.cancelTimeout],
-      ["lockTimeout", options.lockTimeout],
-      ["idleInTransactionTimeout", options.idleInTransactionTimeout]
-    ]
-    for (const [field, value] of durations) {
-      if (value !== undefined && millisOf(value, { allowZero: false }) === undefined) {
-        return fail(field, value, "a finite duration > 0")
-      }
-    }
-    const password = options.password ?? fromUrl.password
-    const ssl = options.ssl ?? fromUrl.ssl
-    const connection: PgConnectionOptions = {
-      host: options.host ?? fromUrl.host ?? defaults.host,
-      port,
-      database: options.database ?? fromUrl.database ?? defaults.database,
-      user: options.username ?? fromUrl.username ?? defaults.username,
-      ...(password !== undefined ? { password } : {}),
-      ...(ssl !== undefined ? { ssl } : {}),
-      applicationName: options.applicationName ?? fromUrl.applicationName ?? defaults.applicationName,
-      ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}),
-      ...(options.cancelTimeout !== undefined ? { cancelTimeout: options.cancelTimeout } : {}),
-      ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
-      ...(options.lockTimeout !== undefined ? { lockTimeout: options.lockTimeout } : {}),
-      idleInTransactionTimeout: options.idleInTransactionTimeout ?? defaults.idleInTransactionTimeout,
-      queryTimeout: Duration.millis(queryTimeout),
-      statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
-      ...(options.types !== undefined ? { types: options.types } : {})
-    }
-    return Effect.succeed({ connection, name: connection.applicationName! })
-  })
-
-const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
+export const resolveConnection: (options: PgPoolOptions) => Effect.Effect<ResolvedConnection, PoolConfigError> =
+  internal.resolve
 
 /**
- * Reads the options from the environment: `DATABASE_URL`, else the libpq variables
+ * Reads the options from the environment: `DATABASE_URL`, and the libpq variables
  * (`PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGPASSWORD`, `PGAPPNAME`, `PGSSLMODE`,
- * `PGCONNECT_TIMEOUT` in seconds), plus the pool's `PGPOOL_MIN`, `PGPOOL_MAX` and durations
- * such as `PGPOOL_ACQUIRE_TIMEOUT="5 seconds"`, `PGPOOL_QUERY_TIMEOUT`, `PGPOOL_IDLE_TIMEOUT`,
- * `PGPOOL_MAX_LIFETIME`, `PGPOOL_CLOSE_TIMEOUT`, `PGPOOL_LEAK_THRESHOLD`. A malformed value
- * fails with a `ConfigError` that names the variable.
+ * `PGCONNECT_TIMEOUT` in seconds) for what the URL does not say, plus the pool's `PGPOOL_MIN`,
+ * `PGPOOL_MAX` and durations such as `PGPOOL_ACQUIRE_TIMEOUT="5 seconds"`,
+ * `PGPOOL_QUERY_TIMEOUT`, `PGPOOL_IDLE_TIMEOUT`, `PGPOOL_MAX_LIFETIME`, `PGPOOL_CLOSE_TIMEOUT`,
+ * `PGPOOL_LEAK_THRESHOLD`, and `PGPOOL_LAZY=true`. A malformed value fails with a
+ * `ConfigError` that names the variable and, for a duration, the accepted format.
  *
  * @since 0.1.0
  * @category config
  */
-export const fromEnv: Config.Config<PgPoolOptions> = Config.all({
-  url: optional(Config.redacted("DATABASE_URL")),
-  host: optional(Config.string("PGHOST")),
-  port: optional(Config.integer("PGPORT")),
-  database: optional(Config.string("PGDATABASE")),
-  username: optional(Config.string("PGUSER")),
-  password: optional(Config.redacted("PGPASSWORD")),
-  applicationName: optional(Config.string("PGAPPNAME")),
-  sslmode: optional(Config.literal("disable", "allow", "prefer", "require", "verify-ca", "verify-full")("PGSSLMODE")),
-  connectTimeoutSeconds: optional(Config.integer("PGCONNECT_TIMEOUT")),
-  min: optional(Config.integer("PGPOOL_MIN")),
-  max: optional(Config.integer("PGPOOL_MAX")),
-  acquireTimeout: optional(Config.duration("PGPOOL_ACQUIRE_TIMEOUT")),
-  queryTimeout: optional(Config.duration("PGPOOL_QUERY_TIMEOUT")),
-  idleTimeout: optional(Config.duration("PGPOOL_IDLE_TIMEOUT")),
-  maxLifetime: optional(Config.duration("PGPOOL_MAX_LIFETIME")),
-  closeTimeout: optional(Config.duration("PGPOOL_CLOSE_TIMEOUT")),
-  leakThreshold: optional(Config.duration("PGPOOL_LEAK_THRESHOLD"))
-}).pipe(Config.map(({ connectTimeoutSeconds, sslmode, url, ...rest }): PgPoolOptions => {
-  const ssl = sslmode !== undefined ? sslFromMode(sslmode) : undefined
-  // A URL wins over the PG* variables for what it names, as in libpq.
-  const fromVars = url === undefined ? rest : {
-    ...rest,
-    host: undefined,
-    port: undefined,
-    database: undefined,
-    username: undefined,
-    password: undefined
-  }
-  return {
-    ...dropUndefined(fromVars),
-    ...(url !== undefined ? { url } : {}),
-    ...(ssl !== undefined ? { ssl } : {}),
-    ...(connectTimeoutSeconds !== undefined ? { connectTimeout: Duration.seconds(connectTimeoutSeconds) } : {})
-  }
-}))
-
-const dropUndefined = <A extends object>(a: A): A =>
-  Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)) as A
+export const fromEnv: Config.Config<PgPoolOptions> = internal.fromEnv

@@ -10,6 +10,7 @@ import type * as Tls from "node:tls"
 import pg from "pg"
 import type * as PgConnection from "../PgConnection.js"
 import { PgConnectError } from "../PgError.js"
+import { renderStartupOptions } from "./libpq.js"
 import { classifyConnectError } from "./sqlstate.js"
 
 /**
@@ -35,6 +36,8 @@ export interface Resolved {
   readonly lockTimeout: Duration.Duration | undefined
   readonly idleInTransactionTimeout: Duration.Duration | undefined
   readonly types: PgConnection.TypeParsers | undefined
+  readonly startupParameters: Readonly<Record<string, string>> | undefined
+  readonly stream: PgConnection.PgConnectionOptions["stream"]
 }
 
 /** @internal */
@@ -91,7 +94,9 @@ export const resolve = (options: PgConnection.PgConnectionOptions): Resolved => 
     statementTimeout: optionalPositive("statementTimeout", options.statementTimeout),
     lockTimeout: optionalPositive("lockTimeout", options.lockTimeout),
     idleInTransactionTimeout: optionalPositive("idleInTransactionTimeout", options.idleInTransactionTimeout),
-    types: options.types
+    types: options.types,
+    startupParameters: options.startupParameters,
+    stream: options.stream
   }
 }
 
@@ -127,6 +132,9 @@ export const makeClient = (
     config.idle_in_transaction_session_timeout = millis(options.idleInTransactionTimeout)!
   }
   if (options.types !== undefined) config.types = options.types as pg.CustomTypesConfig
+  // pg sends `options` as a startup parameter, as libpq does; the server reads its -c settings.
+  if (options.startupParameters !== undefined) config.options = renderStartupOptions(options.startupParameters)
+  if (options.stream !== undefined) config.stream = options.stream
   const client = new pg.Client(config)
   client.on("error", onError)
   client.on("end", onEnd)

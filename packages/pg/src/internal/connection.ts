@@ -62,6 +62,7 @@ class PgConnectionImpl implements PgConnection.PgConnection {
   statement: Statement | undefined = undefined
   client!: pg.Client
   private listeners: Set<(notification: PgConnection.Notification) => void> | undefined = undefined
+  private closeListeners: Set<(lost: PgConnectionLost | undefined) => void> | undefined = undefined
 
   readonly queryTimeoutMillis: number | undefined
 
@@ -225,6 +226,28 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     if (statement !== undefined) {
       if (statement.error === undefined) statement.error = this.lost
       this.finish(statement)
+    }
+    this.notifyClosed()
+  }
+
+  /** Tells the `onClose` listeners, once: the connection is no longer alive. */
+  private notifyClosed(): void {
+    const listeners = this.closeListeners
+    if (listeners === undefined) return
+    this.closeListeners = undefined
+    for (const listener of listeners) listener(this.lost)
+  }
+
+  readonly onClose = (listener: (lost: PgConnectionLost | undefined) => void): () => void => {
+    if (!this.alive) {
+      listener(this.lost)
+      return () => undefined
+    }
+    const listeners = this.closeListeners ??= new Set()
+    const entry = (lost: PgConnectionLost | undefined) => listener(lost)
+    listeners.add(entry)
+    return () => {
+      listeners.delete(entry)
     }
   }
 
@@ -432,12 +455,14 @@ class PgConnectionImpl implements PgConnection.PgConnection {
       if (!this.alive) {
         this.closing = true
         Connect.destroySocket(this.client)
+        this.notifyClosed()
         return Effect.void
       }
       return Effect.timeoutOption(this.endClient(), this.options.closeTimeout).pipe(
         Effect.flatMap((ended) => {
           this.alive = false
           Connect.destroySocket(this.client)
+          this.notifyClosed()
           return Option.isSome(ended) ? Effect.void : Effect.logWarning(
             `PgConnection #${this.id} (backend pid ${this.processId}): no close within ${
               Duration.format(this.options.closeTimeout)
