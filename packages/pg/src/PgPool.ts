@@ -30,7 +30,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Listen from "./internal/listen.js"
-import { PooledConnection, toSqlError, TransactionConnection } from "./internal/sqlClient.js"
+import * as SqlPool from "./internal/sqlClient.js"
 import * as PgConnection from "./PgConnection.js"
 import type { PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
@@ -152,24 +152,16 @@ export const make = (
           : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
     })
 
-    const settings = {
-      prepare: options.prepare ?? false,
-      streamChunkSize: 128
-    }
-    const acquirer = Effect.succeed(new PooledConnection(pool, settings))
-    const transactionAcquirer = Effect.flatMap(
-      pool.get,
-      (conn) => Effect.map(Effect.makeSemaphore(1), (mutex) => new TransactionConnection(conn, mutex, settings))
-    )
     const compiler = PgClient.makeCompiler(options.transformQueryNames, options.transformJson)
     const transformRows = options.transformResultNames
       ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
       : undefined
     const listener = yield* Listen.make(connection)
 
-    const client = yield* SqlClient.make({
-      acquirer,
-      transactionAcquirer: Effect.mapError(transactionAcquirer, toSqlError),
+    const client = yield* SqlPool.make({
+      pool,
+      prepare: options.prepare ?? false,
+      streamChunkSize: 128,
       compiler,
       spanAttributes: [
         ...(options.spanAttributes ? Object.entries(options.spanAttributes) : []),
