@@ -246,27 +246,40 @@ export class Session {
   }
 
   // ---------------------------------------------------------------------------------------
-  // Transaction boundaries (run by `Transaction`, in uninterruptible regions)
+  // Transaction boundaries (run by `Transaction`, in uninterruptible regions, at run time)
 
-  /** Runs `sql` (BEGIN, SAVEPOINT, COMMIT, ROLLBACK…) while holding the connection. */
-  private control(sql: string): Effect.Effect<unknown, SqlError> {
-    return Effect.mapError(this.conn.query(sql, []), (error) => toSqlError(error, sql))
+  /** Runs `sql` (BEGIN, SAVEPOINT, COMMIT, ROLLBACK…) while holding the connection, then `then` with how it ended. */
+  private control<A, E, R>(
+    sql: string,
+    then: (ended: Exit.Exit<unknown, SqlError>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<A, E, R> {
+    return Effect.matchCauseEffect(this.conn.query(sql, []), {
+      onFailure(cause) {
+        return then(Exit.failCause(Cause.map(cause, (error) => toSqlError(error, sql))))
+      },
+      onSuccess() {
+        return then(Exit.void)
+      }
+    })
   }
 
-  /** BEGIN, on a session nobody else can see yet. */
-  begin(): Effect.Effect<unknown, SqlError> {
-    return this.control("BEGIN")
+  /** BEGIN, on a session nobody else can see yet, then `then` with how it ended. */
+  begin<A, E, R>(then: (begun: Exit.Exit<unknown, SqlError>) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return this.control("BEGIN", then)
   }
 
   /** A SAVEPOINT with a name of its own, in `parent`'s turn: the new top level. */
   openNested(parent: Level): Effect.Effect<Level, SqlError> {
-    return Effect.flatMap(Effect.suspend(() => this.take("statement", parent) ?? Effect.void), () => {
-      const level = new Level(this, parent.depth + 1, `scoped_pool_${++this.savepoints}`)
-      return Effect.flatMap(Effect.exit(this.control(`SAVEPOINT ${level.savepoint}`)), (saved) => {
-        if (Exit.isSuccess(saved)) this.levels.push(level)
-        this.give()
-        return Exit.isSuccess(saved) ? Effect.succeed(level) : Effect.failCause(saved.cause)
-      })
+    const taken = this.take("statement", parent)
+    return taken === undefined ? this.savepoint(parent) : Effect.flatMap(taken, () => this.savepoint(parent))
+  }
+
+  private savepoint(parent: Level): Effect.Effect<Level, SqlError> {
+    const level = new Level(this, parent.depth + 1, `scoped_pool_${++this.savepoints}`)
+    return this.control(`SAVEPOINT ${level.savepoint}`, (saved) => {
+      if (Exit.isSuccess(saved)) this.levels.push(level)
+      this.give()
+      return Exit.isSuccess(saved) ? Effect.succeed(level) : Effect.failCause(saved.cause)
     })
   }
 
@@ -285,33 +298,47 @@ export class Session {
     rollback: string,
     span: Span.Started | undefined
   ): Effect.Effect<Exit.Exit<A, E | SqlError>> {
-    return Effect.flatMap(Effect.exit(Effect.suspend(() => this.take("end", level) ?? Effect.void)), (taken) => {
+    const taken = this.take("end", level)
+    if (taken === undefined) return this.ended(level, exit, commit, rollback, span)
+    return Effect.matchCauseEffect(taken, {
       // An enclosing transaction ended this one already (its fiber was not joined).
-      if (Exit.isFailure(taken)) return Effect.succeed(Exit.isFailure(exit) ? exit : Exit.failCause(taken.cause))
-      if (Exit.isSuccess(exit) && level === this.top) {
-        Span.event(span, commit === undefined ? "db.transaction.savepoint" : "db.transaction.commit")
-        if (commit === undefined) {
-          this.close(level)
-          return Effect.succeed(exit)
-        }
-        return Effect.map(Effect.exit(this.control(commit)), (committed) => {
-          this.close(level)
-          return Exit.isSuccess(committed) ? exit : Exit.failCause(committed.cause)
-        })
-      }
-      Span.event(span, "db.transaction.rollback")
-      const result: Exit.Exit<A, E | SqlError> = Exit.isSuccess(exit) ? Exit.fail(nestedStillOpen()) : exit
-      // A session that is gone has no transaction left: the server rolled it back.
-      if (!this.conn.isAlive) {
+      onFailure: (cause) => Effect.succeed(Exit.isFailure(exit) ? exit : Exit.failCause(cause)),
+      onSuccess: () => this.ended(level, exit, commit, rollback, span)
+    })
+  }
+
+  private ended<A, E>(
+    level: Level,
+    exit: Exit.Exit<A, E>,
+    commit: string | undefined,
+    rollback: string,
+    span: Span.Started | undefined
+  ): Effect.Effect<Exit.Exit<A, E | SqlError>> {
+    if (Exit.isSuccess(exit) && level === this.top) {
+      Span.event(span, commit === undefined ? "db.transaction.savepoint" : "db.transaction.commit")
+      if (commit === undefined) {
         this.close(level)
-        return Effect.succeed(result)
+        return Effect.succeed(exit)
       }
-      return Effect.map(Effect.exit(this.control(rollback)), (rolledBack) => {
+      return this.control(commit, (committed) => {
         this.close(level)
-        return Exit.isSuccess(rolledBack) || Exit.isSuccess(result)
+        return Effect.succeed(Exit.isSuccess(committed) ? exit : Exit.failCause(committed.cause))
+      })
+    }
+    Span.event(span, "db.transaction.rollback")
+    const result: Exit.Exit<A, E | SqlError> = Exit.isSuccess(exit) ? Exit.fail(nestedStillOpen()) : exit
+    // A session that is gone has no transaction left: the server rolled it back.
+    if (!this.conn.isAlive) {
+      this.close(level)
+      return Effect.succeed(result)
+    }
+    return this.control(rollback, (rolledBack) => {
+      this.close(level)
+      return Effect.succeed(
+        Exit.isSuccess(rolledBack) || Exit.isSuccess(result)
           ? result
           : Exit.failCause(Cause.sequential(result.cause, rolledBack.cause))
-      })
+      )
     })
   }
 
@@ -349,11 +376,13 @@ export const run = (
     const { conn, core } = session
     const taken = session.take("statement", level)
     let held = taken === undefined
-    const query = Effect.suspend(() => {
-      held = true
-      return restore(operation.query(conn, sql, params, core.prepare))
-    })
-    return Effect.matchCauseEffect(taken === undefined ? query : Effect.zipRight(taken, query), {
+    const query = held
+      ? restore(operation.query(conn, sql, params, core.prepare))
+      : Effect.flatMap(taken!, () => {
+        held = true
+        return restore(operation.query(conn, sql, params, core.prepare))
+      })
+    return Effect.matchCauseEffect(query, {
       onFailure(cause) {
         if (held) session.give()
         return Operation.failed(core, cause, sql, span, conn)

@@ -32,24 +32,38 @@ type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, 
 
 type Outcome<A, E, R> = Effect.Effect<Exit.Exit<A, E | SqlError>, never, R>
 
-/** Runs the body (interruptibly) with `tag` as the transaction connection, and returns how it ended. */
-const body = <A, E, R>(
+/**
+ * Runs the body (interruptibly) with `tag` as the transaction connection and the span as parent
+ * span, then `then` with how it ended (uninterruptibly, the caller's context back in place).
+ */
+const body = <A, E, R, B>(
   restore: Restore,
   effect: Effect.Effect<A, E, R>,
   context: Context.Context<never>,
   tag: readonly [conn: Connection, depth: number],
-  span: Span.Started | undefined
-): Effect.Effect<Exit.Exit<A, E>, never, R> => {
+  span: Span.Started | undefined,
+  then: (exit: Exit.Exit<A, E>) => Effect.Effect<B>
+): Effect.Effect<B, never, R> => {
   let inner = Context.add(context, SqlClient.TransactionConnection, tag)
   if (span !== undefined) inner = Context.add(inner, Tracer.ParentSpan, span.span)
   return Effect.zipRight(
     FiberRef.set(FiberRef.currentContext, inner),
     Effect.flatMap(
       Effect.exit(restore(effect)),
-      (exit) => Effect.as(FiberRef.set(FiberRef.currentContext, context), exit)
+      (exit) => Effect.zipRight(FiberRef.set(FiberRef.currentContext, context), then(exit))
     )
   )
 }
+
+/** Ends the span with the outcome, and returns the outcome. */
+const settle = <A, E, R>(
+  span: Span.Started | undefined,
+  outcome: Outcome<A, E, R>
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.flatMap(outcome, (exit) => {
+    Span.end(span, exit)
+    return exit
+  })
 
 // The handlers are methods, not arrow properties: no per-transaction naming under tsx's keepNames.
 const root = <A, E, R>(
@@ -58,29 +72,34 @@ const root = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   context: Context.Context<never>,
   span: Span.Started | undefined
-): Outcome<A, E, R> =>
-  Effect.matchCause(
+): Effect.Effect<A, E | SqlError, R> =>
+  Effect.matchCauseEffect(
     core.pool.use((conn) => {
       const session = new Session(conn, core)
-      return Effect.matchCauseEffect(session.begin(), {
-        onFailure(cause): Outcome<A, E, R> {
+      return session.begin((begun): Outcome<A, E, R> => {
+        if (Exit.isFailure(begun)) {
           session.finish()
-          return Effect.succeed(Exit.failCause(cause))
-        },
-        onSuccess() {
-          return Effect.flatMap(
-            body(restore, effect, context, session.root.tag, span),
-            (exit) => session.end(session.root, exit, "COMMIT", "ROLLBACK", span)
-          )
+          return Effect.succeed(Exit.failCause(begun.cause))
         }
+        return body(
+          restore,
+          effect,
+          context,
+          session.root.tag,
+          span,
+          (exit) => session.end(session.root, exit, "COMMIT", "ROLLBACK", span)
+        )
       })
     }),
     {
       // The pool's own errors (PoolTimeout, PgConnectError, LeaseRevoked…), as SqlErrors.
       onFailure(cause) {
-        return Exit.failCause(Cause.map(cause, (error) => toSqlError(error)))
+        const mapped = Cause.map(cause, (error) => toSqlError(error))
+        Span.end(span, Exit.failCause(mapped))
+        return Effect.failCause(mapped)
       },
       onSuccess(exit) {
+        Span.end(span, exit)
         return exit
       }
     }
@@ -92,16 +111,23 @@ const nested = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   context: Context.Context<never>,
   span: Span.Started | undefined
-): Outcome<A, E, R> => {
+): Effect.Effect<A, E | SqlError, R> => {
   const session = parent.session
-  return Effect.flatMap(Effect.exit(session.openNested(parent)), (opened): Outcome<A, E, R> => {
-    if (Exit.isFailure(opened)) return Effect.succeed(Exit.failCause(opened.cause))
-    const level = opened.value
-    return Effect.flatMap(
-      body(restore, effect, context, level.tag, span),
-      (exit) => session.end(level, exit, undefined, `ROLLBACK TO SAVEPOINT ${level.savepoint}`, span)
-    )
-  })
+  return settle(
+    span,
+    Effect.flatMap(Effect.exit(session.openNested(parent)), (opened): Outcome<A, E, R> => {
+      if (Exit.isFailure(opened)) return Effect.succeed(Exit.failCause(opened.cause))
+      const level = opened.value
+      return body(
+        restore,
+        effect,
+        context,
+        level.tag,
+        span,
+        (exit) => session.end(level, exit, undefined, `ROLLBACK TO SAVEPOINT ${level.savepoint}`, span)
+      )
+    })
+  )
 }
 
 // Savepoint names on connections that are not ours: unique in the process.
@@ -114,25 +140,28 @@ const foreign = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   context: Context.Context<never>,
   span: Span.Started | undefined
-): Outcome<A, E, R> => {
+): Effect.Effect<A, E | SqlError, R> => {
   const name = `scoped_pool_x${++foreignSavepoints}`
-  return Effect.flatMap(
-    Effect.exit(conn.executeUnprepared(`SAVEPOINT ${name}`, [], undefined)),
-    (saved): Outcome<A, E, R> => {
-      if (Exit.isFailure(saved)) return Effect.succeed(Exit.failCause(saved.cause))
-      return Effect.flatMap(body(restore, effect, context, [conn, depth + 1], span), (exit): Outcome<A, E, never> => {
-        if (Exit.isSuccess(exit)) {
-          Span.event(span, "db.transaction.savepoint")
-          return Effect.succeed(exit)
-        }
-        Span.event(span, "db.transaction.rollback")
-        return Effect.map(
-          Effect.exit(conn.executeUnprepared(`ROLLBACK TO SAVEPOINT ${name}`, [], undefined)),
-          (rolledBack) =>
-            Exit.isSuccess(rolledBack) ? exit : Exit.failCause(Cause.sequential(exit.cause, rolledBack.cause))
-        )
-      })
-    }
+  return settle(
+    span,
+    Effect.flatMap(
+      Effect.exit(conn.executeUnprepared(`SAVEPOINT ${name}`, [], undefined)),
+      (saved): Outcome<A, E, R> => {
+        if (Exit.isFailure(saved)) return Effect.succeed(Exit.failCause(saved.cause))
+        return body(restore, effect, context, [conn, depth + 1], span, (exit): Outcome<A, E, never> => {
+          if (Exit.isSuccess(exit)) {
+            Span.event(span, "db.transaction.savepoint")
+            return Effect.succeed(exit)
+          }
+          Span.event(span, "db.transaction.rollback")
+          return Effect.map(
+            Effect.exit(conn.executeUnprepared(`ROLLBACK TO SAVEPOINT ${name}`, [], undefined)),
+            (rolledBack) =>
+              Exit.isSuccess(rolledBack) ? exit : Exit.failCause(Cause.sequential(exit.cause, rolledBack.cause))
+          )
+        })
+      }
+    )
   )
 }
 
@@ -150,14 +179,10 @@ export const make =
         const parent = context.unsafeMap.get(SqlClient.TransactionConnection.key) as
           | readonly [conn: Connection, depth: number]
           | undefined
-        const outcome = parent === undefined
+        return parent === undefined
           ? root(core, restore, effect, context, span)
           : parent[0] instanceof Level
           ? nested(parent[0], restore, effect, context, span)
           : foreign(parent[0], parent[1], restore, effect, context, span)
-        return Effect.flatMap(outcome, (exit) => {
-          Span.end(span, exit)
-          return exit
-        })
       })
     )
