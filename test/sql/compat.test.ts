@@ -9,7 +9,7 @@
  * `onDialectOrElse`, `returning`, statements as fragments, `pg.json`), the client's `reserve`,
  * `withTransaction` (nested), `reactive`, `reactiveMailbox`, `safe` and `withoutTransforms`; every
  * `Statement` method (the Effect, `raw`, `values`, `unprepared`, `stream`, `withoutTransform`,
- * `compile`, `toJSON`); `SqlSchema` (findAll, findOne, single, void); `SqlResolver` (ordered,
+ * `compile`, `toJSON`) and a `Statement.Transformer`; `SqlSchema` (findAll, findOne, single, void); `SqlResolver` (ordered,
  * grouped, findById, void, and inside a transaction); `Model.makeRepository` and
  * `Model.makeDataLoaders`; `PgMigrator` from a folder and from records; listen/notify; and
  * errors (SQLSTATE, constraint and detail of a violation).
@@ -611,6 +611,29 @@ const compatSuite = (
           yield* record("compile/toJSON", JSON.parse(JSON.stringify(value).replaceAll(run, "<run>")))
         }))
 
+      it.effect("a Statement.Transformer rewrites statements and streams before they run", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const seen: Array<string> = []
+          const onlyAboveOne = Statement.withTransformer((self, sql) =>
+            Effect.sync(() => {
+              seen.push(self.compile()[0])
+              return sql`SELECT * FROM (${self}) AS t WHERE t.n > ${1}`
+            })
+          )
+          const rows = yield* onlyAboveOne(sql<{ n: number }>`SELECT generate_series(1, 3) AS n`)
+          const streamed = yield* onlyAboveOne(
+            Stream.runCollect(sql<{ n: number }>`SELECT generate_series(1, 4) AS n`.stream)
+          )
+          const value = { rows, streamed: Chunk.toReadonlyArray(streamed), seen }
+          assert.deepStrictEqual(value, {
+            rows: [{ n: 2 }, { n: 3 }],
+            streamed: [{ n: 2 }, { n: 3 }, { n: 4 }],
+            seen: ["SELECT generate_series(1, 3) AS n", "SELECT generate_series(1, 4) AS n"]
+          })
+          yield* record("Statement.Transformer", value)
+        }))
+
       it.effect("reserve: statements of one connection for the scope, of every kind", () =>
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
@@ -738,7 +761,7 @@ const compatSuite = (
         }))
 
       // Wall clock: the data loaders batch within a time window.
-      it.scoped("Model.makeDataLoaders: concurrent inserts and finds are batched", () =>
+      it.scoped("Model.makeDataLoaders: insert, findById and delete through its loaders", () =>
         TestServices.provideLive(Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
           const loaders = yield* Model.makeDataLoaders(Person, {
@@ -1085,7 +1108,7 @@ describe("compat", () => {
     it.effect("every case gave deep-equal results under PgClient.layer and PgPoolLive", () =>
       Effect.sync(() => {
         assert.deepStrictEqual([...observed.keys()], [...reference.keys()])
-        assert.strictEqual(reference.size, 23)
+        assert.strictEqual(reference.size, 24)
         for (const [name, value] of reference) assert.deepStrictEqual(observed.get(name), value, name)
         assert.isTrue(transformed.has("reference"))
       }))
