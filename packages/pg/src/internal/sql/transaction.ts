@@ -175,7 +175,7 @@ export const make =
     Effect.uninterruptibleMask((restore) =>
       Effect.withFiberRuntime<A, E | SqlError, R>((fiber) => {
         const context = fiber.currentContext
-        const span = Span.start(fiber, "sql.transaction", core.spanAttributes)
+        const span = Span.transaction(fiber, core.spanAttributes)
         const parent = context.unsafeMap.get(SqlClient.TransactionConnection.key) as
           | readonly [conn: Connection, depth: number]
           | undefined
