@@ -154,6 +154,7 @@ const ours: Contender = {
       pool,
       prepare: false,
       streamChunkSize: 128,
+      turnTimeout: 30_000,
       compiler: PgClient.makeCompiler(),
       spanAttributes,
       transformRows: undefined

@@ -3,8 +3,8 @@
  * connection: each statement is logged as it starts, and a statement whose text has a gate waits
  * for the test to open it. So the order in which fibers get the connection is exact: FIFO among
  * child fibers, one statement at a time, an interrupted waiter out of the line, nested
- * transactions one at a time with savepoints of their own names, and a transaction's end after
- * the statement in flight.
+ * transactions one at a time with savepoints of their own names, a transaction's end after
+ * the statement in flight, and a bounded wait for one's turn.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -60,25 +60,29 @@ const scripted = (script: Script): PgConnection.PgConnection => {
 }
 
 /** A client over one scripted connection, the script, and a gate maker. */
-const setup = Effect.gen(function*() {
-  const script: Script = { log: [], gates: new Map(), inFlight: 0, maxInFlight: 0 }
-  const pool = yield* Pool.make({ name: "session-test", acquire: Effect.succeed(scripted(script)), min: 1, max: 1 })
-  const sql = yield* SqlPool.make({
-    pool,
-    prepare: false,
-    streamChunkSize: 16,
-    compiler: PgClient.makeCompiler(),
-    spanAttributes: [],
-    transformRows: undefined
-  }).pipe(Effect.provide(Reactivity.layer))
-  const gate = (text: string) =>
-    Effect.map(Effect.all([Deferred.make<void>(), Deferred.make<void>()]), ([started, open]) => {
-      const gate = { started, open }
-      script.gates.set(text, gate)
-      return gate
-    })
-  return { sql, script, gate }
-})
+const setupWith = (options: { readonly turnTimeout: number }) =>
+  Effect.gen(function*() {
+    const script: Script = { log: [], gates: new Map(), inFlight: 0, maxInFlight: 0 }
+    const pool = yield* Pool.make({ name: "session-test", acquire: Effect.succeed(scripted(script)), min: 1, max: 1 })
+    const sql = yield* SqlPool.make({
+      pool,
+      prepare: false,
+      streamChunkSize: 16,
+      turnTimeout: options.turnTimeout,
+      compiler: PgClient.makeCompiler(),
+      spanAttributes: [],
+      transformRows: undefined
+    }).pipe(Effect.provide(Reactivity.layer))
+    const gate = (text: string) =>
+      Effect.map(Effect.all([Deferred.make<void>(), Deferred.make<void>()]), ([started, open]) => {
+        const gate = { started, open }
+        script.gates.set(text, gate)
+        return gate
+      })
+    return { sql, script, gate }
+  })
+
+const setup = setupWith({ turnTimeout: 30_000 })
 
 const statement = (sql: SqlClient.SqlClient, text: string) => sql.unsafe(text)
 
@@ -210,4 +214,19 @@ describe("Session: a transaction's connection", () => {
       assert.deepStrictEqual(result, [true])
       assert.deepStrictEqual(script.log, ["BEGIN", "SELECT 'stream'", "after the stream", "COMMIT"])
     }))
+
+  // Wall clock: the bound is the subject.
+  it.live("a sibling's statement that a nested transaction waits for fails after the turn timeout, never hangs", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { script, sql } = yield* setupWith({ turnTimeout: 100 })
+      const signal = yield* Deferred.make<void>()
+      const [nested, sibling] = yield* sql.withTransaction(Effect.all([
+        // The nested transaction waits for its sibling's statement, which waits for it to end.
+        Effect.either(sql.withTransaction(Deferred.await(signal))),
+        Effect.either(Effect.ensuring(statement(sql, "sibling"), Deferred.succeed(signal, undefined)))
+      ], { concurrency: "unbounded" }))
+      assert.isTrue(nested._tag === "Right")
+      assert.isTrue(sibling._tag === "Left" && sibling.left.message.startsWith("waited 100 ms for this transaction's"))
+      assert.deepStrictEqual(script.log, ["BEGIN", "SAVEPOINT scoped_pool_1", "COMMIT"])
+    })))
 })

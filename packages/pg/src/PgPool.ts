@@ -21,10 +21,12 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import * as Pool from "@scoped-pool/core/Pool"
 import type { PoolConfigError, PoolError } from "@scoped-pool/core/PoolError"
+import * as PoolOptions from "@scoped-pool/core/PoolOptions"
 import type * as PoolStats from "@scoped-pool/core/PoolStats"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -162,6 +164,8 @@ export const make = (
       pool,
       prepare: options.prepare ?? false,
       streamChunkSize: 128,
+      // A turn on a transaction's connection is bounded like a lease of the pool.
+      turnTimeout: Duration.toMillis(options.acquireTimeout ?? PoolOptions.defaults.acquireTimeout),
       compiler,
       spanAttributes: [
         ...(options.spanAttributes ? Object.entries(options.spanAttributes) : []),

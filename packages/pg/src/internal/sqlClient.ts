@@ -42,6 +42,8 @@ export interface Options {
   readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
   readonly prepare: boolean
   readonly streamChunkSize: number
+  /** Bound on a wait for one's turn on a transaction's connection, in ms. */
+  readonly turnTimeout: number
   readonly compiler: Statement.Compiler
   readonly spanAttributes: Span.Attributes
   readonly transformRows: Operation.Transform
@@ -69,6 +71,7 @@ const coreOf = (
     pool: options.pool,
     prepare: options.prepare,
     streamChunkSize: options.streamChunkSize,
+    turnTimeout: options.turnTimeout,
     compiler,
     spanAttributes: options.spanAttributes,
     transformRows,

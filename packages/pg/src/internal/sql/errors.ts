@@ -85,3 +85,17 @@ export const nestedStillOpen = (): SqlError =>
     message: "a nested withTransaction was still open when its enclosing transaction ended, so the enclosing one was " +
       "rolled back; join the fibers you fork inside withTransaction before it returns"
   })
+
+/**
+ * A statement or stream of a transaction waited `millis` for its turn on the transaction's
+ * connection: a sibling fiber's nested transaction or open stream held it all along — most
+ * likely waiting for this very statement.
+ *
+ * @internal
+ */
+export const turnTimeout = (millis: number): SqlError =>
+  new SqlError({
+    message: `waited ${millis} ms for this transaction's connection: a sibling fiber's nested withTransaction or ` +
+      "open stream held it all along. While a nested transaction is open, the statements of its siblings wait for " +
+      "it to end: do not make it wait for them (or raise acquireTimeout if it is only slow)"
+  })

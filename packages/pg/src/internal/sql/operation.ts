@@ -34,6 +34,8 @@ export interface Core {
   readonly prepare: boolean
   /** Rows per cursor round trip of a stream. */
   readonly streamChunkSize: number
+  /** Bound on a wait for one's turn on a transaction's connection, in ms (the pool's `acquireTimeout`). */
+  readonly turnTimeout: number
   readonly compiler: Statement.Compiler
   readonly spanAttributes: Span.Attributes
   readonly transformRows: Transform

@@ -31,7 +31,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
 import type * as PgConnection from "../../PgConnection.js"
-import { ended, nestedStillOpen, streamBusy, toSqlError } from "./errors.js"
+import { ended, nestedStillOpen, streamBusy, toSqlError, turnTimeout } from "./errors.js"
 import * as Operation from "./operation.js"
 import * as Span from "./span.js"
 
@@ -193,8 +193,9 @@ export class Session {
 
   /**
    * Takes the connection for `kind` at `level`: `undefined` when taken at once, else an Effect
-   * that waits its turn (FIFO; interruptible, except for an end, which is bounded by the one
-   * statement in flight) or fails.
+   * that waits its turn or fails. A statement or stream waits FIFO, interruptibly, at most
+   * `turnTimeout` (its turn may depend on user code: a sibling's nested transaction); an end
+   * waits uninterruptibly, bounded by the one statement in flight.
    */
   take(kind: Kind, level: Level): Effect.Effect<void, SqlError> | undefined {
     const now = this.attempt(kind, level)
@@ -208,7 +209,9 @@ export class Session {
       this.queue.push(waiter)
       return Effect.sync(() => this.cancel(waiter))
     })
-    return kind === "end" ? wait : Effect.interruptible(wait)
+    if (kind === "end") return wait
+    const millis = this.core.turnTimeout
+    return Effect.interruptible(Effect.timeoutFail(wait, { duration: millis, onTimeout: () => turnTimeout(millis) }))
   }
 
   /** A waiter was interrupted: it leaves the queue, or hands on the turn it was just given. */
