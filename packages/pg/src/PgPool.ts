@@ -12,6 +12,12 @@
  * Pool errors (`PoolTimeout`, `PoolClosed`, …) reach `SqlClient` users as an `SqlError` whose
  * `cause` is the pool error: tell them apart with `isPoolError(error.cause)`.
  *
+ * Transactions are `@effect/sql`'s `withTransaction`, with three rules of their own: a COMMIT
+ * that fails (a deferred constraint) is the caller's `SqlError`, not a defect; while a nested
+ * transaction is open, the statements of sibling fibers wait for it to end (so that rolling
+ * back its savepoint never undoes their work), at most `acquireTimeout`; and a fiber that
+ * outlives its transaction gets an `SqlError` instead of the connection.
+ *
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"

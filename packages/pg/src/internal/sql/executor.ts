@@ -7,9 +7,10 @@
  * - one of our `Level`s: its session's turn (see `Session`);
  * - any other `@effect/sql` `Connection`: that connection's own method, as `@effect/sql` would.
  *
- * One uninterruptible region per statement sees its exit, so the span always ends and errors
- * become `SqlError`s in the same step. A `Statement.Transformer` (rare: set by a FiberRef)
- * takes `@effect/sql`'s own span machinery, since it receives the span.
+ * One step per statement sees its exit: errors become `SqlError`s and the span (if any) ends
+ * there; with a span, or inside a transaction (whose turn must be given back), that step is an
+ * uninterruptible region, so that an interruption is seen too. A `Statement.Transformer` (rare:
+ * set by a FiberRef) takes `@effect/sql`'s own span machinery, since it receives the span.
  *
  * @internal
  */
