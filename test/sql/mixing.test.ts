@@ -15,12 +15,15 @@ import { assert, describe, layer } from "@effect/vitest"
 import { PgPool } from "@scoped-pool/pg"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { eventuallyActive } from "../support/backends.js"
 import { failureOf } from "../support/exits.js"
+import { classifyCause, terminateBackends } from "../support/faults.js"
 import { testDb } from "../support/TestDb.js"
 
 const { applicationName, url } = testDb(import.meta.url)
@@ -162,6 +165,27 @@ describe("mixing with @effect/sql", () => {
         assert.instanceOf(error, SqlError)
         assert.include(error.message, "has ended")
         assert.strictEqual((yield* Effect.flatMap(PgPool.PgPool, (pg) => pg.stats)).inUse, 0)
+      }))
+
+    // Last in the file: it terminates every backend of the file's pool.
+    it.effect("@effect/sql's own withTransaction over our connections: a killed backend is a typed error, not a defect", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const other = yield* effectSqlClient(sql.reserve)
+        const fiber = yield* Effect.fork(other.withTransaction(other`SELECT pg_sleep(30)`))
+        yield* eventuallyActive(url, applicationName, {
+          count: 1,
+          queryLike: "SELECT pg_sleep(30)",
+          within: "5 seconds"
+        })
+        yield* terminateBackends(url, applicationName)
+        const exit = yield* Fiber.await(fiber)
+        assert.isTrue(Exit.isFailure(exit))
+        assert.strictEqual(
+          classifyCause((exit as Exit.Failure<unknown, unknown>).cause),
+          "SqlError > PgConnectionLost(Terminated)"
+        )
+        assert.deepStrictEqual(yield* sql`SELECT 1 AS one`, [{ one: 1 }])
       }))
   })
 })

@@ -89,6 +89,10 @@ export class Level implements Connection {
   }
 
   executeUnprepared(sql: string, params: ReadonlyArray<unknown>, transformRows: Operation.Transform) {
+    // For `@effect/sql`'s own transaction code over our connections, which runs its ROLLBACK
+    // under orDie: on a connection that is gone the server has rolled back already, so the
+    // ROLLBACK succeeds and the caller keeps its typed error.
+    if (!this.session.conn.isAlive && /^\s*ROLLBACK\b/i.test(sql)) return Effect.succeed([])
     return run(this, Operation.unprepared, sql, params, transformRows, undefined) as Effect.Effect<
       ReadonlyArray<any>,
       SqlError
