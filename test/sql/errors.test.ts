@@ -4,6 +4,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { PgError, PgPool } from "@scoped-pool/pg"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import { withLogs } from "../support/faults.js"
 import { testDb } from "../support/TestDb.js"
 
 const { applicationName, url } = testDb(import.meta.url)
@@ -46,5 +47,36 @@ describe("8. SqlError keeps SQLSTATE, message, detail and hint", () => {
         assert.include(cause.hint ?? "", "No function matches the given name and argument types")
         assert.include((yield* Effect.flip(sql`SELECT no_such_fn(${1}::int)`)).message, "no_such_fn")
       }))
+  })
+})
+
+describe("15.6 a server error says where, and the statement is logged at Debug without its parameters", () => {
+  layer(PgPool.layer({ url: Redacted.make(url), applicationName, max: 1 }), { excludeTestServices: true })((it) => {
+    it.effect("an SqlError from the server carries the position, as character, line and column", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const error = yield* Effect.flip(sql`SELECT 1 AS a,
+       no_such_column`)
+        const cause = queryErrorOf(error)
+        assert.strictEqual(cause.code, "42703")
+        assert.strictEqual(cause.position, "23")
+        assert.include(error.message, "column \"no_such_column\" does not exist")
+        assert.include(error.message, "at character 23 of the statement: line 2, column 8")
+      }))
+
+    it.effect("at Debug level the statement text is logged, never its parameter values", () =>
+      withLogs((logs) =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const error = yield* Effect.flip(sql`SELECT ${"s3cr3t-value"}::text / 0 AS x`)
+          assert.strictEqual(queryErrorOf(error).code, "42883")
+          const lines = logs.lines.filter((line) => line.annotations.statement !== undefined)
+          assert.deepStrictEqual(lines.map((line) => [line.level, line.annotations.statement]), [
+            ["DEBUG", "SELECT $1::text / 0 AS x"]
+          ])
+          assert.strictEqual(lines[0]!.annotations.sqlstate, "42883")
+          for (const line of logs.lines) assert.notInclude(JSON.stringify(line), "s3cr3t-value")
+        })
+      ))
   })
 })

@@ -40,5 +40,25 @@ describe("prepare: true", () => {
         assert.strictEqual((yield* pg.stats).retired.invalidated, 1)
         yield* sql`DROP TABLE prepared_t`
       }))
+
+    it.effect("D9 a stale plan (0A000) inside withTransaction retires that connection too; the next transaction works", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const pg = yield* PgPool.PgPool
+        yield* sql`CREATE TABLE IF NOT EXISTS d9_prepared (id int PRIMARY KEY, name text)`
+        yield* sql`INSERT INTO d9_prepared VALUES (1, 'one') ON CONFLICT DO NOTHING`
+        const select = sql.withTransaction(sql`SELECT * FROM d9_prepared WHERE id = ${1}`)
+        assert.deepStrictEqual(yield* select, [{ id: 1, name: "one" }])
+        const retiredBefore = (yield* pg.stats).retired.invalidated
+        yield* sql`ALTER TABLE d9_prepared ADD COLUMN extra int`
+        const error = yield* Effect.flip(select)
+        assert.instanceOf(error, SqlError)
+        assert.strictEqual((error.cause as { code?: string }).code, "0A000")
+        // The one connection (max 1) was retired with its stale plan: the next transactions work.
+        assert.deepStrictEqual(yield* select, [{ id: 1, name: "one", extra: null }])
+        assert.deepStrictEqual(yield* select, [{ id: 1, name: "one", extra: null }])
+        assert.strictEqual((yield* pg.stats).retired.invalidated, retiredBefore + 1)
+        yield* sql`DROP TABLE d9_prepared`
+      }))
   })
 })

@@ -12,6 +12,12 @@
  * Pool errors (`PoolTimeout`, `PoolClosed`, …) reach `SqlClient` users as an `SqlError` whose
  * `cause` is the pool error: tell them apart with `isPoolError(error.cause)`.
  *
+ * Transactions are `@effect/sql`'s `withTransaction`, with three rules of their own: a COMMIT
+ * that fails (a deferred constraint) is the caller's `SqlError`, not a defect; while a nested
+ * transaction is open, the statements of sibling fibers wait for it to end (so that rolling
+ * back its savepoint never undoes their work), at most `acquireTimeout`; and a fiber that
+ * outlives its transaction gets an `SqlError` instead of the connection.
+ *
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -21,16 +27,18 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
 import * as Pool from "@scoped-pool/core/Pool"
 import { PoolConfigError, type PoolError } from "@scoped-pool/core/PoolError"
+import * as PoolOptions from "@scoped-pool/core/PoolOptions"
 import type * as PoolStats from "@scoped-pool/core/PoolStats"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as Listen from "./internal/listen.js"
-import { PooledConnection, toSqlError, TransactionConnection } from "./internal/sqlClient.js"
+import * as SqlPool from "./internal/sqlClient.js"
 import * as PgConnection from "./PgConnection.js"
 import { type DefaultedSetting, PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
@@ -155,15 +163,6 @@ export const make = (
           : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
     })
 
-    const settings = {
-      prepare: options.prepare ?? false,
-      streamChunkSize: 128
-    }
-    const acquirer = Effect.succeed(new PooledConnection(pool, settings))
-    const transactionAcquirer = Effect.flatMap(
-      pool.get,
-      (conn) => Effect.map(Effect.makeSemaphore(1), (mutex) => new TransactionConnection(conn, mutex, settings))
-    )
     const compiler = PgClient.makeCompiler(options.transformQueryNames, options.transformJson)
     const transformRows = options.transformResultNames
       ? Statement.defaultTransforms(options.transformResultNames, options.transformJson).array
@@ -175,9 +174,12 @@ export const make = (
       )
     )
 
-    const client = yield* SqlClient.make({
-      acquirer,
-      transactionAcquirer: Effect.mapError(transactionAcquirer, toSqlError),
+    const client = yield* SqlPool.make({
+      pool,
+      prepare: options.prepare ?? false,
+      streamChunkSize: 128,
+      // A turn on a transaction's connection is bounded like a lease of the pool.
+      turnTimeout: Duration.toMillis(options.acquireTimeout ?? PoolOptions.defaults.acquireTimeout),
       compiler,
       spanAttributes: [
         ...(options.spanAttributes ? Object.entries(options.spanAttributes) : []),

@@ -1,208 +1,114 @@
 /**
- * `@effect/sql` connections over the pool.
+ * The `SqlClient` our layers provide: `@effect/sql`'s whole client surface (the statement
+ * constructor and its helpers, `withTransaction`, `reserve`, `withoutTransforms`, `safe`,
+ * `reactive`, `reactiveMailbox`) over the pool, with our own statement path:
  *
- * Outside a transaction the acquirer hands out one shared `PooledConnection` that leases a
- * connection inside each statement (`Pool.use`): `@effect/sql` already wraps every statement's
- * acquirer in `Effect.scoped`, and adding a finalizer to that scope would cost more than the
- * statement's own overhead. A transaction leases one connection for its scope
- * (`TransactionConnection`), on which statements of concurrent child fibers are serialised.
+ * - `sql/statement.ts`: the statements and the constructor;
+ * - `sql/executor.ts`: how a statement runs (no Scope per statement; one span);
+ * - `sql/session.ts`: a transaction's connection and its turns (no Semaphore);
+ * - `sql/transaction.ts`: `withTransaction` (COMMIT failures are typed);
+ * - `sql/operation.ts`, `sql/span.ts`, `sql/errors.ts`: what they share.
+ *
+ * `@effect/sql`'s `TransactionConnection` stays the source of truth for transactions, so code
+ * that mixes this client with other `@effect/sql` code (resolvers, a second client) agrees on
+ * which transaction a fiber is in.
  *
  * @internal
  */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
-import { SqlError } from "@effect/sql/SqlError"
-import * as Pool from "@scoped-pool/core/Pool"
-import * as Chunk from "effect/Chunk"
+import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import type * as Pool from "@scoped-pool/core/Pool"
 import * as Effect from "effect/Effect"
-import * as Stream from "effect/Stream"
+import type * as Scope from "effect/Scope"
 import type * as PgConnection from "../PgConnection.js"
-import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "../PgError.js"
+import type { PgConnectError } from "../PgError.js"
+import { toSqlError } from "./sql/errors.js"
+import type * as Operation from "./sql/operation.js"
+import { Session } from "./sql/session.js"
+import type * as Span from "./sql/span.js"
+import { makeConstructor } from "./sql/statement.js"
+import * as Transaction from "./sql/transaction.js"
 
-type Rows = ReadonlyArray<any>
-type Transform = (<A extends object>(row: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+export {
+  /** @internal */
+  toSqlError
+} from "./sql/errors.js"
 
 /** @internal */
-export interface Settings {
+export interface Options {
+  readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
   readonly prepare: boolean
   readonly streamChunkSize: number
+  /** Bound on a wait for one's turn on a transaction's connection, in ms. */
+  readonly turnTimeout: number
+  readonly compiler: Statement.Compiler
+  readonly spanAttributes: Span.Attributes
+  readonly transformRows: Operation.Transform
 }
 
-/** @internal */
-export const toSqlError = (error: unknown): SqlError =>
-  error instanceof SqlError
-    ? error
-    : new SqlError({ cause: error, message: error instanceof Error ? error.message : "Failed to execute statement" })
-
-// Statement names for the prepared-statement cache, shared by every connection: a name always
-// stands for the same text, so a connection that has prepared it reuses it. Bounded: past the
-// limit, new statements run unnamed.
-const names = new Map<string, string>()
-const maxNames = 2_000
-const nameFor = (sql: string): string | undefined => {
-  let name = names.get(sql)
-  if (name === undefined && names.size < maxNames) {
-    name = `sp_${names.size.toString(36)}`
-    names.set(sql, name)
-  }
-  return name
-}
-
-const isStalePlan = (error: unknown): boolean =>
-  typeof error === "object" && error !== null && (error as { code?: unknown }).code === "0A000"
-
-const rowsOf = (results: ReadonlyArray<PgConnection.RawQueryResult>): Rows =>
-  results.length === 1 ? results[0]!.rows : results.map((r) => r.rows)
-
-const rawOf = (results: ReadonlyArray<PgConnection.RawQueryResult>): unknown =>
-  results.length === 1 ? results[0] : results
-
-/** Statements on one connection: shared by the pooled and the transaction connection. */
-abstract class Base implements Connection {
-  constructor(readonly settings: Settings) {}
-
-  protected abstract run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Effect.Effect<A, SqlError>
-
-  protected abstract stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Stream.Stream<any, SqlError>
-
-  private options(sql: string, params: ReadonlyArray<unknown>, rowMode?: "array") {
-    // Only statements with parameters are prepared: a parameterless text may hold several statements.
-    const name = this.settings.prepare && params.length > 0 ? nameFor(sql) : undefined
-    return name === undefined ? (rowMode ? { rowMode } : undefined) : rowMode ? { name, rowMode } : { name }
-  }
-
-  execute(sql: string, params: ReadonlyArray<unknown>, transformRows: Transform): Effect.Effect<Rows, SqlError> {
-    const options = this.options(sql, params)
-    const run = this.run((conn) => Effect.map(conn.queryRaw(sql, params, options), rowsOf))
-    return transformRows === undefined ? run : Effect.map(run, transformRows)
-  }
-
-  executeRaw(sql: string, params: ReadonlyArray<unknown>): Effect.Effect<unknown, SqlError> {
-    return this.run((conn) => Effect.map(conn.queryRaw(sql, params, this.options(sql, params)), rawOf))
-  }
-
-  executeValues(
-    sql: string,
-    params: ReadonlyArray<unknown>
-  ): Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, SqlError> {
-    const options = this.options(sql, params, "array")
-    return this.run((conn) => Effect.map(conn.query(sql, params, options), (r) => r.rows))
-  }
-
-  executeUnprepared(
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    transformRows: Transform
-  ): Effect.Effect<Rows, SqlError> {
-    const run = this.run((conn) => Effect.map(conn.queryRaw(sql, params), rowsOf))
-    return transformRows === undefined ? run : Effect.map(run, transformRows)
-  }
-
-  executeStream(sql: string, params: ReadonlyArray<unknown>, transformRows: Transform): Stream.Stream<any, SqlError> {
-    const rows = this.stream((conn) => conn.cursor(sql, params, { chunkSize: this.settings.streamChunkSize }))
-    return transformRows === undefined
-      ? rows
-      : Stream.mapChunks(rows, (chunk) => Chunk.unsafeFromArray(transformRows(Chunk.toReadonlyArray(chunk))))
-  }
-}
-
-/** @internal */
-export class PooledConnection extends Base {
-  constructor(
-    readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>,
-    settings: Settings
-  ) {
-    super(settings)
-  }
-
-  protected run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Effect.Effect<A, SqlError> {
-    if (!this.settings.prepare) return Effect.mapError(this.pool.use(f), toSqlError)
-    // A schema change can invalidate a prepared statement's result type (0A000): retire that
-    // connection, so that the failure happens at most once per connection.
-    return Effect.mapError(
-      this.pool.use((conn) =>
-        Effect.tapError(f(conn), (error) => isStalePlan(error) ? Pool.invalidate(this.pool, conn) : Effect.void)
-      ),
-      toSqlError
-    )
-  }
-
-  protected stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Stream.Stream<any, SqlError> {
-    // The cursor owns its lease until the stream's scope closes.
-    return Stream.mapError(Stream.unwrapScoped(Effect.map(this.pool.get, f)), toSqlError)
-  }
-}
-
-// Built on use: an error captures a stack trace, too costly to make per transaction.
-const streamBusy = Effect.suspend(() =>
-  Effect.fail(
-    new SqlError({
-      message: "a stream is open on this transaction's connection; consume it or end its scope before running " +
-        "another statement or stream in the same transaction"
+/**
+ * A connection of the pool for the current scope, as `@effect/sql`'s `Connection`: its
+ * statements take turns like a transaction's, and fail once the scope has ended.
+ */
+const reserve = (core: Operation.Core): Effect.Effect<Connection, SqlError, Scope.Scope> =>
+  Effect.uninterruptible(
+    Effect.flatMap(Effect.mapError(core.pool.get, (error) => toSqlError(error)), (conn) => {
+      const session = new Session(conn, core)
+      // Added after the lease's own finalizer, so it runs first: nothing runs on a returned lease.
+      return Effect.as(Effect.addFinalizer(() => Effect.sync(() => session.finish())), session.root)
     })
   )
-)
 
-/** @internal */
-export class TransactionConnection extends Base {
-  private streamOpen = false
-
-  constructor(
-    readonly conn: PgConnection.PgConnection,
-    private readonly mutex: Effect.Semaphore,
-    settings: Settings
-  ) {
-    super(settings)
+const coreOf = (
+  options: Options,
+  compiler: Statement.Compiler,
+  transformRows: Operation.Transform
+): Operation.Core => {
+  const core: Operation.Core = {
+    pool: options.pool,
+    prepare: options.prepare,
+    streamChunkSize: options.streamChunkSize,
+    turnTimeout: options.turnTimeout,
+    compiler,
+    spanAttributes: options.spanAttributes,
+    transformRows,
+    sql: () => constructor
   }
-
-  private readonly streamBusy = streamBusy
-
-  override executeUnprepared(
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    transformRows: Transform
-  ): Effect.Effect<Rows, SqlError> {
-    // @effect/sql runs ROLLBACK under orDie: on a connection that died, the server has rolled
-    // the transaction back already, so the rollback succeeds and the caller keeps its typed error.
-    if (!this.conn.isAlive && /^\s*ROLLBACK\b/i.test(sql)) return Effect.succeed([])
-    return super.executeUnprepared(sql, params, transformRows)
-  }
-
-  protected run<A>(
-    f: (conn: PgConnection.PgConnection) => Effect.Effect<A, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Effect.Effect<A, SqlError> {
-    // Statements of concurrent child fibers of the transaction run one at a time.
-    return Effect.suspend(() =>
-      this.streamOpen
-        ? this.streamBusy
-        : Effect.mapError(this.mutex.withPermits(1)(f(this.conn)), toSqlError)
-    )
-  }
-
-  protected stream(
-    f: (conn: PgConnection.PgConnection) => Stream.Stream<any, PgQueryError | PgConnectionLost | PgQueryTimeout>
-  ): Stream.Stream<any, SqlError> {
-    const open = Effect.acquireRelease(
-      Effect.suspend(() => {
-        if (this.streamOpen) return this.streamBusy
-        this.streamOpen = true
-        return this.mutex.take(1)
-      }),
-      () =>
-        Effect.zipRight(
-          this.mutex.release(1),
-          Effect.sync(() => {
-            this.streamOpen = false
-          })
-        )
-    )
-    return Stream.mapError(Stream.unwrapScoped(Effect.as(open, f(this.conn))), toSqlError)
-  }
+  const constructor = makeConstructor(core)
+  return core
 }
+
+/**
+ * Builds the client.
+ *
+ * @internal
+ */
+export const make = (options: Options): Effect.Effect<SqlClient.SqlClient, never, Reactivity.Reactivity> =>
+  Effect.map(Reactivity.Reactivity, (reactivity) => {
+    const core = coreOf(options, options.compiler, options.transformRows)
+    const client: SqlClient.SqlClient = Object.assign(core.sql(), {
+      [SqlClient.TypeId]: SqlClient.TypeId as SqlClient.TypeId,
+      safe: undefined as unknown as SqlClient.SqlClient,
+      withTransaction: Transaction.make(core),
+      reserve: reserve(core),
+      // As @effect/sql's: a copy of this client (whatever was added to it) whose statements
+      // compile and read rows without the name transforms.
+      withoutTransforms(this: SqlClient.SqlClient): SqlClient.SqlClient {
+        if (options.transformRows === undefined) return this
+        const plain = coreOf(options, options.compiler.withoutTransform, undefined).sql()
+        const copy = Object.assign(plain, { ...this, ...plain }) as unknown as {
+          -readonly [K in keyof SqlClient.SqlClient]: SqlClient.SqlClient[K]
+        }
+        copy.safe = copy as unknown as SqlClient.SqlClient
+        copy.withoutTransforms = () => copy as unknown as SqlClient.SqlClient
+        return copy as unknown as SqlClient.SqlClient
+      },
+      reactive: reactivity.stream,
+      reactiveMailbox: reactivity.query
+    })
+    ;(client as { safe: SqlClient.SqlClient }).safe = client
+    return client
+  })
