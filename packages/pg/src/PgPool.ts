@@ -122,6 +122,7 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
+    const resetMode = options.reset ?? "auto"
     const pool = yield* Pool.make({
       name: resolved.name,
       acquire: PgConnection.make(connection),
@@ -145,11 +146,12 @@ export const make = (
         error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
         (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
       check: (conn) => conn.query("SELECT 1", []),
-      // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
+      // Never returned dirty: a session left in a transaction is rolled back, session state a
+      // lease changed is reset (per `reset`), both bounded; else the connection is destroyed.
       reset: (conn) =>
-        conn.transactionStatus === "idle" && !conn.busy
-          ? undefined // clean: returned at once, no effect on the hot path
-          : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
+        conn.resetNeeded(resetMode)
+          ? Effect.flatMap(conn.reset(resetMode), (clean) => clean ? Effect.void : Effect.fail("dirty"))
+          : undefined // clean: returned at once, no effect on the hot path
     })
 
     const settings = {

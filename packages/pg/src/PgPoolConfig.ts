@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Tls from "node:tls"
-import type { PgConnection, PgConnectionOptions, TypeParsers } from "./PgConnection.js"
+import type { PgConnection, PgConnectionOptions, SessionReset, TypeParsers } from "./PgConnection.js"
 import type { PgConnectError } from "./PgError.js"
 
 /**
@@ -83,6 +83,18 @@ export interface PgPoolOptions extends
    * `@effect/sql-pg`).
    */
   readonly prepare?: boolean | undefined
+  /**
+   * What a returned connection gets reset to besides its transaction (see
+   * `PgConnection.SessionReset`): `"auto"` resets only what the lease's statements changed,
+   * as their command tags say (a clean lease costs nothing); `"always"` runs `DISCARD ALL`;
+   * `"transaction-only"` leaves session state as it is; `{ sql }` runs that SQL. Default: `"auto"`.
+   */
+  readonly reset?: SessionReset | undefined
+  /**
+   * Statements run on every new connection before its first lease (`SET search_path TO app`),
+   * and again after a reset that reset settings. A failing one fails the connection attempt.
+   */
+  readonly onConnect?: ReadonlyArray<string> | undefined
   /** As `@effect/sql-pg`: name transforms, JSON transforms, span attributes. */
   readonly transformResultNames?: ((str: string) => string) | undefined
   readonly transformQueryNames?: ((str: string) => string) | undefined
@@ -228,7 +240,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       idleInTransactionTimeout: options.idleInTransactionTimeout ?? defaults.idleInTransactionTimeout,
       queryTimeout: Duration.millis(queryTimeout),
       statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
-      ...(options.types !== undefined ? { types: options.types } : {})
+      ...(options.types !== undefined ? { types: options.types } : {}),
+      ...(options.onConnect !== undefined ? { onConnect: options.onConnect } : {})
     }
     return Effect.succeed({ connection, name: connection.applicationName! })
   })

@@ -188,7 +188,9 @@ class PgConnectionImpl implements PgConnection.PgConnection {
 
   readonly resetNeeded = (mode: PgConnection.SessionReset): boolean => {
     const wire = this.wire
-    if (wire.txStatus !== 0x49 || wire.busy || !wire.usable) return true
+    // A dead connection is retired by the pool as such ("dead"): nothing to reset.
+    if (!wire.usable) return false
+    if (wire.txStatus !== 0x49 || wire.busy) return true
     if (mode === "auto") return wire.sessionChanges !== 0
     if (mode === "transaction-only") return false
     if (mode === "always") return true

@@ -831,7 +831,10 @@ export class WireConnection {
     }
     if (callback === undefined) return
     let outcome: Outcome | undefined = lostError
-    if (outcome === undefined) {
+    if (outcome !== undefined && request.cancelReason === "timeout") {
+      // Its timeout's cancel was not confirmed and the connection destroyed: it still timed out.
+      outcome = new QueryTimeout(this.options.queryTimeoutMillis ?? 0)
+    } else if (outcome === undefined) {
       const error = request.error
       const reason = request.cancelReason
       if (reason === "timeout" && (written ? error?.code === QUERY_CANCELED : true)) {
@@ -1190,15 +1193,14 @@ export class WireConnection {
   private sendCancelPacket(episode: Cancelling, target: Request): void {
     if (process.env.WIRE_DEBUG) dbg(`cancel packet for ${target.sql} state=${target.state} n=${episode.handles.length}`)
     const endpoint = this.options.endpoint
-    const handle: CancelHandle = sendCancel(endpoint, this.tls, this.processId, this.secretKey, (writtenThen) => {
+    const sentAt = performance.now()
+    const handle: CancelHandle = sendCancel(endpoint, this.tls, this.processId, this.secretKey, () => {
       if (this.cancelling !== episode) return
-      if (!writtenThen) {
-        // Nothing reached the server (the side socket failed): try again shortly, within cancelTimeout.
-        if (target.state !== "done" && this.inflight[0] === target) this.scheduleRetry(episode, target)
-      } else if (target.state !== "done" && this.inflight[0] === target) {
-        // The server has signalled the backend; a signal that came before the statement started is
-        // ignored by the server: if the statement still runs shortly after, signal again.
-        this.scheduleRetry(episode, target)
+      if (target.state !== "done" && this.inflight[0] === target) {
+        // The server has signalled the backend (or the side socket failed). A signal that came
+        // before the statement started is ignored by the server: if the statement still runs a
+        // little later — twice the cancel's own round trip, the server's pace now — signal again.
+        this.scheduleRetry(episode, target, Math.max(RETRY_CANCEL_MILLIS, 2 * (performance.now() - sentAt)))
       }
       if (this.state === "closing") this.finishClose()
       else this.maybeEndCancelling()
@@ -1207,14 +1209,14 @@ export class WireConnection {
     episode.handles.push(handle)
   }
 
-  private scheduleRetry(episode: Cancelling, target: Request): void {
+  private scheduleRetry(episode: Cancelling, target: Request, delay: number): void {
     if (episode.retry !== undefined) return
     episode.retry = setTimeout(() => {
       episode.retry = undefined
       if (this.cancelling === episode && target.state !== "done" && this.inflight[0] === target) {
         this.sendCancelPacket(episode, target)
       }
-    }, RETRY_CANCEL_MILLIS)
+    }, delay)
     episode.retry.unref?.()
   }
 
