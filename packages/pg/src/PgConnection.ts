@@ -344,7 +344,8 @@ export interface PgConnectionOptions {
   readonly keepAliveInitialDelay?: Duration.DurationInput | undefined
   /**
    * The client's bound on each statement: past it the statement is cancelled on the server and
-   * fails with `PgQueryTimeout`. Default: none (`PgPool` sets it, see its `queryTimeout`).
+   * fails with `PgQueryTimeout` once the cancel has ended (a statement that finished before the
+   * cancel took effect returns its own result). Default: none (`PgPool` sets it, see its `queryTimeout`).
    */
   readonly queryTimeout?: Duration.DurationInput | undefined
   /** `statement_timeout`: the server's own bound on each statement. Default: the server's. */
