@@ -55,50 +55,66 @@ const watchIdleInTransaction = (pid: number, stop: Promise<void>) =>
 const rounds = 20
 
 describe("D6 a cancel inside a transaction resumes on ReadyForQuery, once no signal can still arrive", () => {
-  it.live("never idle in transaction for more than a moment; interrupt to resume within 50 ms", () =>
-    Effect.gen(function*() {
-      const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName, min: 1, max: 1 })
-      const sql = pg.sql
-      const pid = (yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid
-      const stretches: Array<number> = []
-      const took: Array<number> = []
-      // round 0 warms the code paths up (the first interrupt of a process pays for JIT): not counted
-      for (let i = -1; i < rounds; i++) {
-        const fiber = yield* Effect.fork(sql.withTransaction(sql`SELECT pg_sleep(10)`))
-        yield* eventuallyActive(url, applicationName, { count: 1, queryLike: "SELECT pg_sleep(10)", within: "5 seconds" })
-        let resumed!: () => void
-        const done = new Promise<void>((resolve) => resumed = resolve)
-        const watcher = Effect.runPromise(Effect.promise(() => watchIdleInTransaction(pid, done)))
-        const startedAt = performance.now()
-        yield* Fiber.interrupt(fiber)
-        const elapsed = performance.now() - startedAt
-        resumed()
-        const stretch = yield* Effect.promise(() => watcher)
-        if (i < 0) continue
-        took.push(elapsed)
-        stretches.push(stretch)
-      }
-      const longest = Math.max(...stretches)
-      assert.isBelow(longest, 30, `idle in transaction for up to ${longest.toFixed(1)} ms: ${stretches.map(Math.round)}`)
-      const slowest = Math.max(...took)
-      assert.isBelow(slowest, 50, `interrupt to resume up to ${slowest.toFixed(1)} ms: ${took.map(Math.round)}`)
-      // the same connection served every round: it was never destroyed
-      assert.strictEqual((yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid, pid)
-    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), { timeout: 60_000 })
+  it.live(
+    "never idle in transaction for more than a moment; interrupt to resume within 50 ms",
+    () =>
+      Effect.gen(function*() {
+        const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName, min: 1, max: 1 })
+        const sql = pg.sql
+        const pid = (yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid
+        const stretches: Array<number> = []
+        const took: Array<number> = []
+        // round 0 warms the code paths up (the first interrupt of a process pays for JIT): not counted
+        for (let i = -1; i < rounds; i++) {
+          const fiber = yield* Effect.fork(sql.withTransaction(sql`SELECT pg_sleep(10)`))
+          yield* eventuallyActive(url, applicationName, {
+            count: 1,
+            queryLike: "SELECT pg_sleep(10)",
+            within: "5 seconds"
+          })
+          let resumed!: () => void
+          const done = new Promise<void>((resolve) => resumed = resolve)
+          const watcher = Effect.runPromise(Effect.promise(() => watchIdleInTransaction(pid, done)))
+          const startedAt = performance.now()
+          yield* Fiber.interrupt(fiber)
+          const elapsed = performance.now() - startedAt
+          resumed()
+          const stretch = yield* Effect.promise(() => watcher)
+          if (i < 0) continue
+          took.push(elapsed)
+          stretches.push(stretch)
+        }
+        const longest = Math.max(...stretches)
+        assert.isBelow(
+          longest,
+          30,
+          `idle in transaction for up to ${longest.toFixed(1)} ms: ${stretches.map(Math.round)}`
+        )
+        const slowest = Math.max(...took)
+        assert.isBelow(slowest, 50, `interrupt to resume up to ${slowest.toFixed(1)} ms: ${took.map(Math.round)}`)
+        // the same connection served every round: it was never destroyed
+        assert.strictEqual((yield* sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`)[0]!.pid, pid)
+      }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)),
+    { timeout: 60_000 }
+  )
 
-  it.live(`${rounds * 10} interrupted transactions: the next transaction's statements are never cancelled`, () =>
-    Effect.gen(function*() {
-      const app = `${applicationName}-next`
-      const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName: app, min: 1, max: 1 })
-      const sql = pg.sql
-      const failures: Array<string> = []
-      for (let i = 0; i < rounds * 10; i++) {
-        const fiber = yield* Effect.fork(sql.withTransaction(sql`SELECT pg_sleep(10)`))
-        yield* eventuallyActive(url, app, { count: 1, queryLike: "SELECT pg_sleep(10)", within: "5 seconds" })
-        yield* Fiber.interrupt(fiber)
-        const next = yield* Effect.either(sql.withTransaction(sql`SELECT ${i}::int AS i`))
-        if (Either.isLeft(next)) failures.push(`round ${i}: ${next.left.message}`)
-      }
-      assert.deepStrictEqual(failures, [])
-    }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)), { timeout: 120_000 })
+  it.live(
+    `${rounds * 10} interrupted transactions: the next transaction's statements are never cancelled`,
+    () =>
+      Effect.gen(function*() {
+        const app = `${applicationName}-next`
+        const pg = yield* PgPool.make({ url: Redacted.make(url), applicationName: app, min: 1, max: 1 })
+        const sql = pg.sql
+        const failures: Array<string> = []
+        for (let i = 0; i < rounds * 10; i++) {
+          const fiber = yield* Effect.fork(sql.withTransaction(sql`SELECT pg_sleep(10)`))
+          yield* eventuallyActive(url, app, { count: 1, queryLike: "SELECT pg_sleep(10)", within: "5 seconds" })
+          yield* Fiber.interrupt(fiber)
+          const next = yield* Effect.either(sql.withTransaction(sql`SELECT ${i}::int AS i`))
+          if (Either.isLeft(next)) failures.push(`round ${i}: ${next.left.message}`)
+        }
+        assert.deepStrictEqual(failures, [])
+      }).pipe(Effect.scoped, Effect.provide(Reactivity.layer)),
+    { timeout: 120_000 }
+  )
 })

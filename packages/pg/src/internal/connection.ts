@@ -33,10 +33,14 @@ export const isPgConnection = (u: unknown): u is PgConnection.PgConnection => Pr
 type StatementError = PgQueryError | PgConnectionLost | PgQueryTimeout
 
 const logNotices = (id: number, notices: ReadonlyArray<Notice>): Effect.Effect<void> =>
-  Effect.forEach(notices, (notice) =>
-    Effect.logDebug(`PgConnection #${id}: ${notice.severity ?? "NOTICE"}: ${notice.message}`).pipe(
-      Effect.annotateLogs({ sqlstate: notice.code ?? "" })
-    ), { discard: true })
+  Effect.forEach(
+    notices,
+    (notice) =>
+      Effect.logDebug(`PgConnection #${id}: ${notice.severity ?? "NOTICE"}: ${notice.message}`).pipe(
+        Effect.annotateLogs({ sqlstate: notice.code ?? "" })
+      ),
+    { discard: true }
+  )
 
 /** The statements that undo what `changes` says the session changed. */
 const resetSqlOf = (changes: number): string => {
@@ -223,7 +227,9 @@ class PgConnectionImpl implements PgConnection.PgConnection {
         return Effect.succeed(true)
       }
       if (mode === "always" || (changes & SessionChange.Prepared) !== 0) wire.forgetStatements()
-      const init = again && this.options.onConnect.length > 0 ? this.cleanup(this.options.onConnect.join("; ")) : undefined
+      const init = again && this.options.onConnect.length > 0
+        ? this.cleanup(this.options.onConnect.join("; "))
+        : undefined
       return Effect.flatMap(this.cleanup(sql), (ok) => {
         if (!ok) return Effect.succeed(false)
         const done = Effect.sync(() => {
@@ -279,15 +285,16 @@ export const make = (
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const resolved = yield* Effect.try({ try: () => Connect.resolve(options), catch: (e) => e }).pipe(Effect.orDie)
-      let connection: PgConnectionImpl | undefined
+      // The hooks reach the connection once it exists (nothing arrives before the connect ends).
+      const ref: { current?: PgConnectionImpl } = {}
       const wire = yield* restore(Connect.connect(resolved, {
-        onNotification: (channel, payload, processId) => connection?.dispatch(channel, payload, processId),
-        onNotice: (notice) => connection?.report(logNotices(wire.id, [notice])),
+        onNotification: (channel, payload, processId) => ref.current?.dispatch(channel, payload, processId),
+        onNotice: (notice) => ref.current?.report(logNotices(wire.id, [notice])),
         onListenerError: (error) =>
-          connection?.report(Effect.logError(`PgConnection #${wire.id}: a listener threw`, Cause.die(error)))
+          ref.current?.report(Effect.logError(`PgConnection #${wire.id}: a listener threw`, Cause.die(error)))
       }))
-      connection = new PgConnectionImpl(wire, resolved)
-      const conn = connection
+      const conn = new PgConnectionImpl(wire, resolved)
+      ref.current = conn
       // Finalizers run in reverse: the close runs first, then the FiberSet ends its fibers.
       const fibers = yield* FiberSet.make()
       conn.runFork = yield* FiberSet.runtime(fibers)<never>()

@@ -29,10 +29,21 @@ const open = (
 ): Effect.Effect<{ readonly request: Request; ended: boolean }, PgQueryError | PgConnectionLost> =>
   Effect.suspend(() => {
     let failure: PgQueryError | PgConnectionLost | undefined
-    const request = host.wire.openPortal(sql, params, options.rowMode === "array", options.chunkSize, undefined, (e) => {
-      if (e !== undefined && request === undefined) failure = toStatementError(e, host.id, host.wire.processId) as never
-    })
-    if (failure !== undefined) return Effect.fail(failure)
+    const request = host.wire.openPortal(
+      sql,
+      params,
+      options.rowMode === "array",
+      options.chunkSize,
+      undefined,
+      (e) => {
+        if (e !== undefined && request === undefined) {
+          failure = toStatementError(e, host.id, host.wire.processId) as never
+        }
+      }
+    )
+    if (failure !== undefined) {
+      return Effect.fail(failure)
+    }
     return Effect.succeed({ request, ended: false })
   })
 

@@ -45,18 +45,25 @@ export class Scram {
     if (salt === undefined || !Number.isInteger(iterations) || iterations <= 0) {
       return callback(new AuthError("SCRAM-SHA-256: the server's first message has no salt or iteration count"))
     }
-    Crypto.pbkdf2(this.password.normalize("NFKC"), Buffer.from(salt, "base64"), iterations, 32, "sha256", (e, salted) => {
-      if (e) return callback(new AuthError("SCRAM-SHA-256: key derivation failed"))
-      const clientKey = hmac(salted, "Client Key")
-      const storedKey = Crypto.createHash("sha256").update(clientKey).digest()
-      const withoutProof = `c=biws,r=${nonce}`
-      const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`
-      const signature = hmac(storedKey, authMessage)
-      const proof = Buffer.alloc(clientKey.length)
-      for (let i = 0; i < proof.length; i++) proof[i] = clientKey[i]! ^ signature[i]!
-      this.serverSignature = hmac(hmac(salted, "Server Key"), authMessage)
-      callback(undefined, Buffer.from(`${withoutProof},p=${proof.toString("base64")}`, "utf8"))
-    })
+    Crypto.pbkdf2(
+      this.password.normalize("NFKC"),
+      Buffer.from(salt, "base64"),
+      iterations,
+      32,
+      "sha256",
+      (e, salted) => {
+        if (e) return callback(new AuthError("SCRAM-SHA-256: key derivation failed"))
+        const clientKey = hmac(salted, "Client Key")
+        const storedKey = Crypto.createHash("sha256").update(clientKey).digest()
+        const withoutProof = `c=biws,r=${nonce}`
+        const authMessage = `${this.clientFirstBare},${serverFirst},${withoutProof}`
+        const signature = hmac(storedKey, authMessage)
+        const proof = Buffer.alloc(clientKey.length)
+        for (let i = 0; i < proof.length; i++) proof[i] = clientKey[i]! ^ signature[i]!
+        this.serverSignature = hmac(hmac(salted, "Server Key"), authMessage)
+        callback(undefined, Buffer.from(`${withoutProof},p=${proof.toString("base64")}`, "utf8"))
+      }
+    )
   }
 
   /** Checks the server's signature in server-final: the server, too, knew the password. */

@@ -97,7 +97,6 @@ export interface Result {
   fields: Array<Field>
 }
 
-
 /** How a statement is sent. @internal */
 export const enum Kind {
   /** `Q`: one or more statements, no parameters, text results. */
@@ -452,7 +451,9 @@ export class WireConnection {
       case 12: { // SASLFinal
         const scram = this.scram
         this.scram = undefined
-        const error = scram === undefined ? new AuthError("unexpected SASLFinal") : scram.final(buf.subarray(start + 4, end))
+        const error = scram === undefined
+          ? new AuthError("unexpected SASLFinal")
+          : scram.final(buf.subarray(start + 4, end))
         if (error !== undefined) this.failStartup(error)
         return
       }
@@ -701,7 +702,13 @@ export class WireConnection {
   }
 
   private onError(error: ServerError): void {
-    if (process.env.WIRE_DEBUG) dbg(`error ${error.code} ${error.message} head=${this.inflight[0]?.sql} reason=${this.inflight[0]?.cancelReason} ep=${this.cancelling !== undefined}`)
+    if (process.env.WIRE_DEBUG) {
+      dbg(
+        `error ${error.code} ${error.message} head=${this.inflight[0]?.sql} reason=${
+          this.inflight[0]?.cancelReason
+        } ep=${this.cancelling !== undefined}`
+      )
+    }
     if (this.state === "connecting") {
       const retry = this.onStartupFailed
       if (retry !== undefined && error.code?.startsWith("28")) {
@@ -787,7 +794,9 @@ export class WireConnection {
         this.retired = true
       }
     }
-    if (request.parses && request.statement !== undefined && error !== undefined && request.statement.fields === undefined) {
+    if (
+      request.parses && request.statement !== undefined && error !== undefined && request.statement.fields === undefined
+    ) {
       // Its Parse failed: the name does not exist on the server.
       this.evict(request.sql, false)
     }
@@ -918,7 +927,16 @@ export class WireConnection {
       callback(new ClientError(cause instanceof Error ? cause.message : String(cause), cause))
       return request
     }
-    const request = new Request(Kind.Portal, sql, values, arrayMode, false, chunkSize, (error) => callback(error), context)
+    const request = new Request(
+      Kind.Portal,
+      sql,
+      values,
+      arrayMode,
+      false,
+      chunkSize,
+      (error) => callback(error),
+      context
+    )
     request.fetching = true
     return this.enqueue(request)
   }
@@ -1237,7 +1255,9 @@ export class WireConnection {
   }
 
   private endCancelling(dying: boolean): void {
-    if (process.env.WIRE_DEBUG && this.cancelling) dbg(`end episode handles=${this.cancelling.handles.map((h) => `${h.written}/${h.settled}`).join(",")}`)
+    if (process.env.WIRE_DEBUG && this.cancelling) {
+      dbg(`end episode handles=${this.cancelling.handles.map((h) => `${h.written}/${h.settled}`).join(",")}`)
+    }
     const episode = this.cancelling
     if (episode === undefined) return
     this.cancelling = undefined
@@ -1331,8 +1351,7 @@ export class WireConnection {
 const lost = (connection: WireConnection): ConnectionLost =>
   connection.lost ?? new ConnectionLost("Closed", undefined, undefined)
 
-const lostCause = (error: ConnectionLost): Error =>
-  error.cause instanceof Error ? error.cause : error
+const lostCause = (error: ConnectionLost): Error => error.cause instanceof Error ? error.cause : error
 
 const t0 = performance.now()
 const dbg = (text: string) => process.stderr.write(`[wire ${(performance.now() - t0).toFixed(1)}] ${text}\n`)

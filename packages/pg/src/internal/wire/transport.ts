@@ -113,7 +113,8 @@ export const open = (
         error
       )
     )
-  const onClose = () => finish(new TransportError("the server closed the connection during TLS negotiation", "ECONNRESET"))
+  const onClose = () =>
+    finish(new TransportError("the server closed the connection during TLS negotiation", "ECONNRESET"))
 
   const socket = raw(endpoint, side)
   current = socket
