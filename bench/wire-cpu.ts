@@ -54,8 +54,9 @@ const main = async () => {
   try {
     // wire: plain callbacks
     const resolved = Connect.resolve(options)
-    const wires = await Promise.all(Array.from({ length: concurrency }, () =>
-      Effect.runPromise(Connect.connect(resolved, {}))))
+    const wires = await Promise.all(
+      Array.from({ length: concurrency }, () => Effect.runPromise(Connect.connect(resolved, {})))
+    )
     const oneAtATime = (wire: WireConnection, n: number) =>
       new Promise<void>((resolve, reject) => {
         let left = n
@@ -66,33 +67,50 @@ const main = async () => {
         next()
       })
     await cpuPer("wire", (n) => Promise.all(wires.map((w) => oneAtATime(w, n / concurrency))).then(() => undefined))
-    await cpuPer("wire-pipelined", (n) => Promise.all(Array.from({ length: concurrency }, () => oneAtATime(wires[0]!, n / concurrency))).then(() => undefined))
+    await cpuPer(
+      "wire-pipelined",
+      (n) =>
+        Promise.all(Array.from({ length: concurrency }, () => oneAtATime(wires[0]!, n / concurrency))).then(() =>
+          undefined
+        )
+    )
     await Promise.all(wires.map((w) => new Promise<void>((resolve) => w.close(resolve))))
 
     // the Effect adapter and the pool
-    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const conns = yield* Effect.all(Array.from({ length: concurrency }, () => PgConnection.make(options)))
-      const loop = (conn: PgConnection.PgConnection, n: number) =>
-        Effect.repeatN(conn.query("SELECT 1", []), n - 1)
-      yield* Effect.promise(() =>
-        cpuPer("PgConnection", (n) =>
-          Effect.runPromise(Effect.forEach(conns, (c) => loop(c, n / concurrency), { concurrency: "unbounded", discard: true })))
-      )
-      const pool = yield* PgPool.make({ url: Redacted.make(server.url), applicationName: "sp-bench-cpu", min: 10, max: 10 })
-      yield* pool.sql`SELECT 1`
-      const use = pool.use((conn) => conn.query("SELECT 1", []))
-      // the pool belongs to this runtime: run the loops on it
-      const runtime = yield* Effect.runtime<never>()
-      yield* Effect.promise(() =>
-        cpuPer("PgPool raw", (n) =>
-          Runtime.runPromise(runtime)(
-            Effect.forEach(Array.from({ length: concurrency }), () => Effect.repeatN(use, n / concurrency - 1), {
-              concurrency: "unbounded",
-              discard: true
-            })
-          ))
-      )
-    }).pipe(Effect.provide(Reactivity.layer))))
+    await Effect.runPromise(Effect.scoped(
+      Effect.gen(function*() {
+        const conns = yield* Effect.all(Array.from({ length: concurrency }, () => PgConnection.make(options)))
+        const loop = (conn: PgConnection.PgConnection, n: number) => Effect.repeatN(conn.query("SELECT 1", []), n - 1)
+        yield* Effect.promise(() =>
+          cpuPer(
+            "PgConnection",
+            (n) =>
+              Effect.runPromise(
+                Effect.forEach(conns, (c) => loop(c, n / concurrency), { concurrency: "unbounded", discard: true })
+              )
+          )
+        )
+        const pool = yield* PgPool.make({
+          url: Redacted.make(server.url),
+          applicationName: "sp-bench-cpu",
+          min: 10,
+          max: 10
+        })
+        yield* pool.sql`SELECT 1`
+        const use = pool.use((conn) => conn.query("SELECT 1", []))
+        // the pool belongs to this runtime: run the loops on it
+        const runtime = yield* Effect.runtime<never>()
+        yield* Effect.promise(() =>
+          cpuPer("PgPool raw", (n) =>
+            Runtime.runPromise(runtime)(
+              Effect.forEach(Array.from({ length: concurrency }), () => Effect.repeatN(use, n / concurrency - 1), {
+                concurrency: "unbounded",
+                discard: true
+              })
+            ))
+        )
+      }).pipe(Effect.provide(Reactivity.layer))
+    ))
 
     // pg, for comparison
     const clients = await Promise.all(Array.from({ length: concurrency }, async () => {

@@ -151,6 +151,8 @@ export class Request {
   reruns = 0
   /** A CancelRequest was sent for it. */
   signalled = false
+  /** Once done: whether it had been written (so ran, or was cancelled, on the server) or was dropped unsent. */
+  endedOnServer = false
   /** The transaction status the statement started in (as of the ReadyForQuery before it). */
   startedIn: TxStatus = 0x49
   /** When it became the head (performance.now()), for the pool's slow-head rule. */
@@ -831,6 +833,7 @@ export class WireConnection {
     if (request.state === "done") return
     const written = request.state === "written"
     request.state = "done"
+    request.endedOnServer = written
     const callback = request.callback
     request.callback = undefined
     if (request.kind === Kind.Portal) {
