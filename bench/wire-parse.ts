@@ -74,10 +74,10 @@ const measure = (name: string, run: () => void): number => {
 
 // pg-protocol framing only
 const pgParser = new pgProtocol.Parser()
-let count = 0
+let messages = 0
 const pgFrame = measure("pg-protocol: framing + field strings", () => {
   pgParser.parse(result, () => {
-    count++
+    messages++
   })
 })
 
@@ -104,7 +104,7 @@ const pgRows = measure("pg-protocol + pg's row objects (pg-types)", () => {
 // our framing only
 const ourFrame = measure("ours: framing (views, no message objects)", () => {
   const reader = new Reader(() => {
-    count++
+    messages++
   })
   reader.feed(result)
 })
@@ -139,6 +139,8 @@ const ourRows = measure("ours: framing + row objects (pg-types)", () => {
 })
 
 process.stdout.write(
-  `\nframing: ours ${(pgFrame / ourFrame).toFixed(2)}× faster; with rows: ${(pgRows / ourRows).toFixed(2)}× ` +
+  `\n(${messages} messages framed)\nframing: ours ${(pgFrame / ourFrame).toFixed(2)}× faster; with rows: ${
+    (pgRows / ourRows).toFixed(2)
+  }× ` +
     `(rows are ${((ourRows - ourFrame) / ourRows * 100).toFixed(0)} % of our total: pg-types' parsers dominate)\n`
 )

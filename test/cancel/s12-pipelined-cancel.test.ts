@@ -90,12 +90,12 @@ const runScenario = (wires: ReadonlyArray<WireConnection>, specs: ReadonlyArray<
       const { i, s } = next
       const wire = wires[c]!
       let cancelledAt: number | undefined
-      let request: Request | undefined
+      const submitted: { request?: Request } = {}
       const timer = s.cancelAfter === undefined ? undefined : setTimeout(() => {
         cancelledAt = performance.now()
-        wire.cancel(request!, "interrupt")
+        wire.cancel(submitted.request!, "interrupt")
       }, s.cancelAfter)
-      request = wire.submit(
+      submitted.request = wire.submit(
         "SELECT $1::int AS i FROM pg_sleep($2)",
         [i, s.sleepMillis / 1000],
         false,
@@ -103,6 +103,8 @@ const runScenario = (wires: ReadonlyArray<WireConnection>, specs: ReadonlyArray<
         undefined,
         (error, results) => {
           const settledAt = performance.now()
+          // undefined when it ends at once, inside submit (the connection is closed)
+          const request = submitted.request
           if (timer !== undefined) clearTimeout(timer)
           figures.statements++
           if (request !== undefined && request.reruns > 0) figures.rerun++
