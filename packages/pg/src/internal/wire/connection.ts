@@ -704,13 +704,6 @@ export class WireConnection {
   }
 
   private onError(error: ServerError): void {
-    if (process.env.WIRE_DEBUG) {
-      dbg(
-        `error ${error.code} ${error.message} head=${this.inflight[0]?.sql} reason=${
-          this.inflight[0]?.cancelReason
-        } ep=${this.cancelling !== undefined}`
-      )
-    }
     if (this.state === "connecting") {
       const retry = this.onStartupFailed
       if (retry !== undefined && error.code?.startsWith("28")) {
@@ -1029,7 +1022,6 @@ export class WireConnection {
   /** Writes every queued statement, one Sync each, in one socket write. */
   private readonly flush = (): void => {
     this.flushScheduled = false
-    if (process.env.WIRE_DEBUG) dbg(`flush ${this.state} ${this.queue.map((r) => r.sql).join(" | ")}`)
     if (this.state !== "idle" && this.state !== "busy") return
     if (this.queue.length === 0) return
     // A portal owns the session until its Sync: nothing is written behind it.
@@ -1212,7 +1204,6 @@ export class WireConnection {
   }
 
   private sendCancelPacket(episode: Cancelling, target: Request): void {
-    if (process.env.WIRE_DEBUG) dbg(`cancel packet for ${target.sql} state=${target.state} n=${episode.handles.length}`)
     const endpoint = this.options.endpoint
     const sentAt = performance.now()
     const handle: CancelHandle = sendCancel(endpoint, this.tls, this.processId, this.secretKey, () => {
@@ -1258,9 +1249,6 @@ export class WireConnection {
   }
 
   private endCancelling(dying: boolean): void {
-    if (process.env.WIRE_DEBUG && this.cancelling) {
-      dbg(`end episode handles=${this.cancelling.handles.map((h) => `${h.written}/${h.settled}`).join(",")}`)
-    }
     const episode = this.cancelling
     if (episode === undefined) return
     this.cancelling = undefined
@@ -1355,6 +1343,3 @@ const lost = (connection: WireConnection): ConnectionLost =>
   connection.lost ?? new ConnectionLost("Closed", undefined, undefined)
 
 const lostCause = (error: ConnectionLost): Error => error.cause instanceof Error ? error.cause : error
-
-const t0 = performance.now()
-const dbg = (text: string) => process.stderr.write(`[wire ${(performance.now() - t0).toFixed(1)}] ${text}\n`)
