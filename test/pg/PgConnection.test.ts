@@ -113,7 +113,10 @@ describe("PgConnection.make", () => {
       const slow = yield* Effect.fork(
         Effect.zipRight(
           Deferred.succeed(started, undefined),
-          Effect.tap(conn.query("SELECT pg_sleep(0.2), 'slow' AS which", []), () => Effect.sync(() => order.push("slow")))
+          Effect.tap(
+            conn.query("SELECT pg_sleep(0.2), 'slow' AS which", []),
+            () => Effect.sync(() => order.push("slow"))
+          )
         )
       )
       yield* Deferred.await(started)

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { cancelRequest } from "../../packages/pg/src/internal/wire/protocol.js"
 import {
   classifyConnectError,
   isFatal,
   isFatalSeverity,
   isQueryCanceled
 } from "../../packages/pg/src/internal/sqlstate.js"
+import { cancelRequest } from "../../packages/pg/src/internal/wire/protocol.js"
 
 describe("sqlstate", () => {
   it("isFatal covers class 08 and 57P01..57P03, not a cancel or a constraint", () => {
