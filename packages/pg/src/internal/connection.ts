@@ -302,7 +302,11 @@ export const make = (
       if (resolved.onConnect.length > 0) {
         yield* restore(
           Effect.forEach(resolved.onConnect, (sql) => conn.query(sql, []), { discard: true }).pipe(
-            Effect.mapError((error) => Connect.connectError(resolved, "Protocol", error))
+            Effect.mapError((error) => Connect.connectError(resolved, "Protocol", error)),
+            Effect.timeoutFail({
+              duration: resolved.connectTimeout,
+              onTimeout: () => Connect.connectError(resolved, "Timeout")
+            })
           )
         )
         wire.sessionChanges = 0
