@@ -1208,7 +1208,8 @@ export class WireConnection {
     const sentAt = performance.now()
     const handle: CancelHandle = sendCancel(endpoint, this.tls, this.processId, this.secretKey, () => {
       if (this.cancelling !== episode) return
-      if (target.state !== "done" && this.inflight[0] === target) {
+      // Still at the head: still running on the server (even if already failed for its caller, as on close).
+      if (this.inflight[0] === target) {
         // The server has signalled the backend (or the side socket failed). A signal that came
         // before the statement started is ignored by the server: if the statement still runs a
         // little later — twice the cancel's own round trip, the server's pace now — signal again.
@@ -1225,7 +1226,7 @@ export class WireConnection {
     if (episode.retry !== undefined) return
     episode.retry = setTimeout(() => {
       episode.retry = undefined
-      if (this.cancelling === episode && target.state !== "done" && this.inflight[0] === target) {
+      if (this.cancelling === episode && this.inflight[0] === target) {
         this.sendCancelPacket(episode, target)
       }
     }, delay)
