@@ -95,6 +95,8 @@ export interface PgPoolOptions extends
    * and again after a reset that reset settings. A failing one fails the connection attempt.
    */
   readonly onConnect?: ReadonlyArray<string> | undefined
+  /** Prepared statements kept per connection with `prepare` (LRU). Default: 100. */
+  readonly statementCacheSize?: number | undefined
   /** As `@effect/sql-pg`: name transforms, JSON transforms, span attributes. */
   readonly transformResultNames?: ((str: string) => string) | undefined
   readonly transformQueryNames?: ((str: string) => string) | undefined
@@ -223,6 +225,10 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
         return fail(field, value, "a finite duration > 0")
       }
     }
+    const cacheSize = options.statementCacheSize
+    if (cacheSize !== undefined && (!Number.isInteger(cacheSize) || cacheSize < 0)) {
+      return fail("statementCacheSize", cacheSize, "an integer >= 0")
+    }
     const password = options.password ?? fromUrl.password
     const ssl = options.ssl ?? fromUrl.ssl
     const connection: PgConnectionOptions = {
@@ -241,7 +247,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       queryTimeout: Duration.millis(queryTimeout),
       statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
       ...(options.types !== undefined ? { types: options.types } : {}),
-      ...(options.onConnect !== undefined ? { onConnect: options.onConnect } : {})
+      ...(options.onConnect !== undefined ? { onConnect: options.onConnect } : {}),
+      ...(options.statementCacheSize !== undefined ? { statementCacheSize: options.statementCacheSize } : {})
     }
     return Effect.succeed({ connection, name: connection.applicationName! })
   })
