@@ -168,7 +168,6 @@ export class Request {
   /** Extended: the cached statement used, and whether this run parses it. */
   statement: CachedStatement | undefined = undefined
   parses = false
-  sawRows = false
   /** Portal: the pending fetch, and whether the portal is suspended (waiting for us) or done. */
   fetch: ((error: Outcome | undefined, rows: Array<any>, done: boolean) => void) | undefined = undefined
   fetching = false
@@ -550,7 +549,6 @@ export class WireConnection {
       head.results.push(result)
     }
     result.fields = fields
-    head.sawRows = true
     const parsers = new Array<(text: string) => any>(fields.length)
     const names = new Array<string>(fields.length)
     for (let i = 0; i < fields.length; i++) {
@@ -813,7 +811,6 @@ export class WireConnection {
     request.statement = undefined
     request.parses = false
     request.exposed = false
-    request.sawRows = false
     this.queue.unshift(request)
     this.scheduleFlush()
   }
