@@ -56,6 +56,29 @@ export default tseslint.config(
     }
   },
   {
+    // No fire-and-forget (issue 11 item 5): background work runs on fibers the pool supervises.
+    files: ["packages/pg/src/**/*.ts"],
+    rules: {
+      "no-restricted-properties": [
+        "error",
+        ...["runFork", "runPromise", "runPromiseExit", "runCallback", "runSync", "runSyncExit"].map((property) => ({
+          object: "Effect",
+          property,
+          message: "no Effect.run* in src: run background work on a supervised fiber (FiberSet) or inline"
+        }))
+      ]
+    }
+  },
+  {
+    // The protocol layer is plain TypeScript: buffers, callbacks, a state machine.
+    files: ["packages/pg/src/internal/wire/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [{ group: ["effect", "effect/*", "@effect/*"], message: "the wire layer imports no effect" }]
+      }]
+    }
+  },
+  {
     files: ["packages/core/src/**/*.ts"],
     rules: {
       "no-restricted-imports": ["error", { patterns: ["pg", "pg-*", "@effect/sql*", "@scoped-pool/pg"] }]

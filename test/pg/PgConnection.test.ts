@@ -105,19 +105,33 @@ describe("PgConnection.make", () => {
       assert.deepStrictEqual((yield* conn.query("SELECT 2 AS two", [])).rows, [{ two: 2 }])
     }).pipe(Effect.scoped))
 
-  it.live("calling query while busy is a defect, never a queued statement", () =>
+  it.live("statements issued at once are pipelined and answered in order", () =>
     Effect.gen(function*() {
       const conn = yield* PgConnection.make(options)
+      const order: Array<string> = []
       const started = yield* Deferred.make<void>()
-      const fiber = yield* Effect.fork(
-        Effect.zipRight(Deferred.succeed(started, undefined), conn.query("SELECT pg_sleep(0.2)", []))
+      const slow = yield* Effect.fork(
+        Effect.zipRight(
+          Deferred.succeed(started, undefined),
+          Effect.tap(
+            conn.query("SELECT pg_sleep(0.2), 'slow' AS which", []),
+            () => Effect.sync(() => order.push("slow"))
+          )
+        )
       )
       yield* Deferred.await(started)
-      assert.isTrue(conn.busy)
-      const exit = yield* Effect.exit(conn.query("SELECT 1", []))
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
-      yield* Fiber.join(fiber)
+      const fast = yield* conn.query("SELECT $1::text AS which", ["fast"])
+      order.push("fast")
+      assert.deepStrictEqual(fast.rows, [{ which: "fast" }])
+      yield* Fiber.join(slow)
+      assert.deepStrictEqual(order, ["slow", "fast"])
+      const many = yield* Effect.all(
+        Array.from({ length: 20 }, (_, i) => conn.query("SELECT $1::int AS i", [i])),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(many.map((r) => r.rows[0].i), Array.from({ length: 20 }, (_, i) => i))
       assert.isFalse(conn.busy)
+      assert.strictEqual(conn.queueDepth, 0)
     }).pipe(Effect.scoped))
 })
 

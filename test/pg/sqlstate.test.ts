@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { cancelPacket } from "../../packages/pg/src/internal/cancel.js"
 import {
   classifyConnectError,
   isFatal,
   isFatalSeverity,
   isQueryCanceled
 } from "../../packages/pg/src/internal/sqlstate.js"
+import { cancelRequest } from "../../packages/pg/src/internal/wire/protocol.js"
 
 describe("sqlstate", () => {
   it("isFatal covers class 08 and 57P01..57P03, not a cancel or a constraint", () => {
@@ -41,8 +41,10 @@ describe("sqlstate", () => {
     }
   })
 
-  it("cancelPacket is length 16, code 80877102, pid, signed int32 key", () => {
-    const packet = cancelPacket(4242, -123456789)
+  it("the CancelRequest is length 16, code 80877102, pid, the 4-byte key as the server gave it", () => {
+    const key = Buffer.alloc(4)
+    key.writeInt32BE(-123456789)
+    const packet = cancelRequest(4242, key)
     assert.strictEqual(packet.length, 16)
     assert.strictEqual(packet.readInt32BE(0), 16)
     assert.strictEqual(packet.readInt32BE(4), 80877102)

@@ -13,7 +13,9 @@ import { optionsFromUrl, passwordOf } from "./options.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 
-// A throwaway server with TLS on, from a self-signed certificate made for this test.
+// A throwaway server with TLS on, from a self-signed certificate made for this test, naming
+// db.example.test only (not 127.0.0.1): verify-full to 127.0.0.1 must fail on the host check.
+let certificate = ""
 const tlsServer = Effect.acquireRelease(
   Effect.promise(() => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "scoped-pool-tls-"))
@@ -29,12 +31,15 @@ const tlsServer = Effect.acquireRelease(
         "-days",
         "1",
         "-subj",
-        "/CN=127.0.0.1",
+        "/CN=db.example.test",
+        "-addext",
+        "subjectAltName=DNS:db.example.test",
         "-keyout",
         Path.join(dir, "key"),
         "-out",
         Path.join(dir, "crt")
       ], { stdio: "ignore" })
+      certificate = Fs.readFileSync(Path.join(dir, "crt"), "utf8")
       return PgServer.start({
         maxConnections: 20,
         settings: { ssl: "on", ssl_cert_file: "server.crt", ssl_key_file: "server.key" },
@@ -84,4 +89,57 @@ describe("2. the cancel is TLS-aware", () => {
       // the cancel would be unconfirmed and the connection destroyed, not usable as above.
       assert.deepStrictEqual(server.log.filter((line) => /SSL error|could not accept SSL/i.test(line)), [])
     }).pipe(Effect.scoped))
+})
+
+describe("sslmode, as libpq", () => {
+  const sslOf = (conn: PgConnection.PgConnection) =>
+    Effect.map(conn.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", []), (r) => r.rows[0].ssl)
+
+  it.live("prefer: TLS when the server has it, plain when it has not", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsServer
+      const secure = yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "prefer" }))
+      assert.isTrue(yield* sslOf(secure))
+      const plain = yield* PgConnection.make(optionsFromUrl(url, applicationName, { sslmode: "prefer" }))
+      assert.isFalse(yield* sslOf(plain))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live("require: TLS, certificate unchecked; disable and allow: plain first", () =>
+    Effect.gen(function*() {
+      const server = yield* tlsServer
+      assert.isTrue(
+        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "require" })))
+      )
+      assert.isFalse(
+        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "allow" })))
+      )
+      assert.isFalse(
+        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "disable" })))
+      )
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+
+  it.live(
+    "verify-ca checks the chain; verify-full also checks that the certificate names the host",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* tlsServer
+        const options = (sslmode: "verify-ca" | "verify-full", tls: Record<string, string>) =>
+          optionsFromUrl(server.url, applicationName, { sslmode, ssl: tls })
+        // no trusted CA: both fail on the chain
+        for (const mode of ["verify-ca", "verify-full"] as const) {
+          const error = yield* Effect.flip(PgConnection.make(options(mode, {})))
+          assert.strictEqual(error.reason, "Tls", error.message)
+        }
+        // the certificate trusted: verify-ca passes, verify-full fails (it names db.example.test, not 127.0.0.1)
+        assert.isTrue(yield* sslOf(yield* PgConnection.make(options("verify-ca", { ca: certificate }))))
+        const mismatch = yield* Effect.flip(PgConnection.make(options("verify-full", { ca: certificate })))
+        assert.strictEqual(mismatch.reason, "Tls", mismatch.message)
+        // … and passes when the name checked is the certificate's
+        const named = yield* PgConnection.make(
+          options("verify-full", { ca: certificate, servername: "db.example.test" })
+        )
+        assert.isTrue(yield* sslOf(named))
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })

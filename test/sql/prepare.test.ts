@@ -21,7 +21,7 @@ describe("prepare: true", () => {
         assert.strictEqual(row!.n, 1)
       }))
 
-    it.effect("a schema change that alters a prepared result fails once (0A000), then the connection is replaced", () =>
+    it.effect("a schema change that alters a prepared result: outside a transaction, re-prepared and re-run at once", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const pg = yield* PgPool.PgPool
@@ -29,15 +29,13 @@ describe("prepare: true", () => {
         yield* sql`INSERT INTO prepared_t VALUES (1, 'one') ON CONFLICT DO NOTHING`
         yield* sql`SELECT * FROM prepared_t WHERE id = ${1}`
         yield* sql`ALTER TABLE prepared_t ADD COLUMN extra int`
-        const error = yield* Effect.flip(sql`SELECT * FROM prepared_t WHERE id = ${1}`)
-        assert.instanceOf(error, SqlError)
-        assert.strictEqual((error.cause as { code?: string }).code, "0A000")
+        // the stale plan (0A000) is prepared again and the statement re-run: the caller sees the new columns
         assert.deepStrictEqual(yield* sql`SELECT * FROM prepared_t WHERE id = ${1}`, [{
           id: 1,
           name: "one",
           extra: null
         }])
-        assert.strictEqual((yield* pg.stats).retired.invalidated, 1)
+        assert.strictEqual((yield* pg.stats).retired.invalidated, 0)
         yield* sql`DROP TABLE prepared_t`
       }))
 
@@ -59,6 +57,29 @@ describe("prepare: true", () => {
         assert.deepStrictEqual(yield* select, [{ id: 1, name: "one", extra: null }])
         assert.strictEqual((yield* pg.stats).retired.invalidated, retiredBefore + 1)
         yield* sql`DROP TABLE d9_prepared`
+      }))
+
+    it.effect("inside a transaction the stale plan fails typed (0A000), the statement is evicted, the next transaction works", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`CREATE TABLE IF NOT EXISTS prepared_tx (id int PRIMARY KEY, name text)`
+        yield* sql`INSERT INTO prepared_tx VALUES (1, 'one') ON CONFLICT DO NOTHING`
+        yield* sql`SELECT * FROM prepared_tx WHERE id = ${1}`
+        yield* sql`ALTER TABLE prepared_tx ADD COLUMN extra int`
+        const error = yield* Effect.flip(sql.withTransaction(sql`SELECT * FROM prepared_tx WHERE id = ${1}`))
+        assert.instanceOf(error, SqlError)
+        assert.strictEqual((error.cause as { code?: string }).code, "0A000")
+        const again = yield* sql.withTransaction(sql`SELECT * FROM prepared_tx WHERE id = ${1}`)
+        assert.deepStrictEqual(again, [{ id: 1, name: "one", extra: null }])
+        yield* sql`DROP TABLE prepared_tx`
+      }))
+
+    it.effect("DISCARD ALL by a borrower: the cache forgets its statements, the next run prepares again", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`SELECT ${1}::int AS discard_probe`
+        yield* sql`DISCARD ALL`
+        assert.deepStrictEqual(yield* sql`SELECT ${2}::int AS discard_probe`, [{ discard_probe: 2 }])
       }))
   })
 })

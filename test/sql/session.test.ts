@@ -50,11 +50,17 @@ const scripted = (script: Script): PgConnection.PgConnection => {
     transactionStatus: "idle",
     isAlive: true,
     busy: false,
+    state: "idle",
+    queueDepth: 0,
+    headRunningMillis: 0,
+    parameter: () => undefined,
     query: (sql) => Effect.as(run(sql), { rows: [], rowCount: 0, command: "SELECT" }),
     queryRaw: (sql) => Effect.as(run(sql), [{ rows: [{ sql }], rowCount: 1, command: "SELECT", fields: [] }]),
     cursor: (sql) => Stream.unwrap(Effect.as(run(sql), Stream.make({ sql }))),
     cancel: Effect.succeed("confirmed"),
     rollbackIfDirty: Effect.succeed(true),
+    resetNeeded: () => false,
+    reset: () => Effect.succeed(true),
     onNotification: () => () => {},
     onClose: () => () => {}
   }

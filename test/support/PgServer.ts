@@ -44,6 +44,12 @@ export interface StartOptions {
   readonly settings?: Readonly<Record<string, string>>
   /** Files written into the data dir before the server starts (mode 0600, owned by the server), e.g. TLS keys. */
   readonly files?: Readonly<Record<string, string>>
+  /**
+   * The lines of `pg_hba.conf` (replacing initdb's), e.g. `host all md5user 127.0.0.1/32 md5`;
+   * the superuser keeps `scram-sha-256` over TCP and `trust` over a Unix socket unless a line
+   * says otherwise first.
+   */
+  readonly hba?: ReadonlyArray<string>
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -154,7 +160,16 @@ export const start = async (options: StartOptions = {}): Promise<PgServer> => {
   try {
     await init.initialise()
     const ids = postgresIds()
-    for (const [name, content] of Object.entries(options.files ?? {})) {
+    const files: Record<string, string> = { ...options.files }
+    if (options.hba !== undefined) {
+      files["pg_hba.conf"] = [
+        ...options.hba,
+        `local all ${user} trust`,
+        `host all ${user} 127.0.0.1/32 scram-sha-256`,
+        ""
+      ].join("\n")
+    }
+    for (const [name, content] of Object.entries(files)) {
       const file = Path.join(dataDir, name)
       await Fs.writeFile(file, content, { mode: 0o600 })
       if (ids.uid !== undefined) await Fs.chown(file, ids.uid, ids.gid!)

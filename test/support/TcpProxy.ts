@@ -8,7 +8,8 @@
  *   that silently drops every packet. A new connection in this mode is accepted but never
  *   connected to the target; an existing one keeps its target socket open (the server does
  *   not learn that the client went away, as on a real dropped link) until `close`.
- * - `{ latency }`: delay each chunk by that many milliseconds (order kept).
+ * - `{ latency }`: delay each chunk by that many milliseconds (order kept), and the server's
+ *   close of the connection too (after the last chunk).
  * - `{ resetAfterBytes }`: forward that many more bytes from the server, then reset both
  *   sides (RST to the client, destroy the target socket), as a link that breaks mid-result.
  *
@@ -96,7 +97,16 @@ export const start = (target: { readonly host: string; readonly port: number }):
         if (link.mode !== "blackhole") teardown(link, false)
       })
       upstream.on("close", () => {
-        if (link.mode !== "blackhole") teardown(link, false)
+        if (link.mode === "blackhole") return
+        // With latency, the close travels like the data: after the last chunk, and delayed.
+        const latency = typeof link.mode === "object" && "latency" in link.mode ? link.mode.latency : 0
+        const due = Math.max(Date.now() + latency, link.dueToClient)
+        if (latency === 0 && due <= Date.now()) return teardown(link, false)
+        const timer = setTimeout(() => {
+          link.timers.delete(timer)
+          teardown(link, false)
+        }, due - Date.now())
+        link.timers.add(timer)
       })
     }
 

@@ -6,7 +6,11 @@
  * end the statement; if it does not, the connection is destroyed. A dropped socket fails the
  * running statement with `PgConnectionLost` and never crashes the process.
  *
- * A connection runs one statement at a time and never queues: the pool above it serialises.
+ * The protocol runs in `internal/wire` (plain TypeScript, no Effect): one state machine per
+ * connection (`connecting | idle | busy | cancelling | closing | dead`). A connection accepts
+ * several statements at once and pipelines them (written together, one Sync each, answered in
+ * order); a cancel is exact (see `query`). The pool decides who may pipeline: today each lease
+ * has its connection alone.
  *
  * @since 0.1.0
  */
@@ -99,9 +103,47 @@ export interface RawQueryResult extends QueryResult {
 export interface QueryOptions {
   /** `"array"` returns each row as an array of values. Default: `"object"`. */
   readonly rowMode?: "array" | "object" | undefined
-  /** Prepares the statement under this name once per connection and reuses it. */
+  /**
+   * Prepares the statement once per connection (Parse once, then Bind/Execute), kept in the
+   * connection's LRU cache (`statementCacheSize`). A plan gone stale (0A000, 26000) is prepared
+   * again and the statement re-run when outside a transaction block; inside one the statement
+   * fails and is evicted. Default: `false` (unnamed statements, as PgBouncer < 1.21 needs).
+   */
+  readonly prepare?: boolean | undefined
+  /** Legacy: any name prepares the statement, as `prepare: true` (the cache picks the server-side name). */
   readonly name?: string | undefined
 }
+
+/**
+ * The connection's state: `connecting`, `idle`, `busy` (statements in flight), `cancelling` (a
+ * CancelRequest in flight: nothing more is written until no signal can still arrive),
+ * `closing` (every statement already failed; cancel, then Terminate), `dead`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ConnectionState = "connecting" | "idle" | "busy" | "cancelling" | "closing" | "dead"
+
+/**
+ * What the return path resets besides the transaction (PgPool's `reset`):
+ *
+ * - `"auto"` (default): nothing for a lease whose statements left the session as they found it;
+ *   otherwise the narrowest statements that undo what the server's command tags say changed —
+ *   `SET`/`RESET` → `SET SESSION AUTHORIZATION DEFAULT; RESET ALL`, `LISTEN` → `UNLISTEN *`,
+ *   SQL `PREPARE` → `DEALLOCATE ALL`, `DECLARE` → `CLOSE ALL`, `CREATE TABLE|VIEW|SEQUENCE` and
+ *   `CREATE TABLE … AS` → `DISCARD TEMP` — then the `onConnect` statements again if settings
+ *   were reset. Not seen by tags, so not reset: `set_config(…, false)` called from a `SELECT`,
+ *   and session-level advisory locks (`pg_advisory_lock`), which stay held: release them
+ *   (`pg_advisory_unlock`, or use the transaction-level `pg_advisory_xact_lock`), or choose
+ *   `"always"`. `SET LOCAL` and transaction-level locks end with their transaction.
+ * - `"always"`: `DISCARD ALL` after every lease (advisory locks included), then `onConnect`.
+ * - `"transaction-only"`: only the transaction is rolled back; session state carries over.
+ * - `{ sql }`: this SQL after every lease that ran a statement, then `onConnect`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SessionReset = "auto" | "always" | "transaction-only" | { readonly sql: string }
 
 /**
  * Options of a cursor stream.
@@ -130,8 +172,8 @@ export interface Notification {
 }
 
 /**
- * Type parsers, passed through to `pg` (for example `pg.types`, or an object whose
- * `getTypeParser(oid, format)` returns a parser).
+ * Type parsers: `pg-types` (`pg.types`), or any object whose `getTypeParser(oid, format)`
+ * returns a parser of the column's text.
  *
  * @since 0.1.0
  * @category models
@@ -158,15 +200,26 @@ export interface PgConnection {
   readonly isAlive: boolean
   /** A statement (or an open cursor) is in flight. */
   readonly busy: boolean
+  /** The state machine's state. @since 0.2.0 */
+  readonly state: ConnectionState
+  /** Statements queued or in flight (pipelined). @since 0.2.0 */
+  readonly queueDepth: number
+  /** How long the statement at the head of the pipeline has been running, in ms (0 when none). @since 0.2.0 */
+  readonly headRunningMillis: number
+  /** A ParameterStatus value the server reported (`server_version`, `TimeZone`, …). @since 0.2.0 */
+  readonly parameter: (name: string) => string | undefined
   /**
    * Runs one statement (`$1`-style parameters); with several statements in `sql` and no
    * parameters, returns the last one's result.
    *
    * **Details**
    *
-   * Interrupting it sends a CancelRequest on a side socket and waits up to `cancelTimeout`
-   * for the server to end the statement; if the server does not, the connection is
-   * destroyed. Calling it while `busy` is a defect: the caller must serialise.
+   * Interrupting it (or its `queryTimeout` expiring) cancels it exactly: not yet written, it
+   * is dropped; written, a CancelRequest goes on a side socket when it is at the head, and the
+   * caller resumes only once no cancel signal can still arrive (the server confirmed 57014 and
+   * ReadyForQuery, or closed every side socket) — within `cancelTimeout`, else the connection
+   * is destroyed. Several calls at once are pipelined, answered in order. Notices the server
+   * raises are logged at Debug, in the caller's fiber (so with its span).
    */
   readonly query: (
     sql: string,
@@ -201,6 +254,15 @@ export interface PgConnection {
    * Returns whether the connection is alive and idle afterwards.
    */
   readonly rollbackIfDirty: Effect.Effect<boolean>
+  /** Whether `reset(mode)` has anything to do (the hot path asks this first). @since 0.2.0 */
+  readonly resetNeeded: (mode: SessionReset) => boolean
+  /**
+   * `rollbackIfDirty`, then the session reset of `mode` (see `SessionReset`), bounded by
+   * `cancelTimeout`. Returns whether the connection is alive and clean afterwards.
+   *
+   * @since 0.2.0
+   */
+  readonly reset: (mode: SessionReset) => Effect.Effect<boolean>
   /**
    * Registers a listener for LISTEN notifications on this session (run `LISTEN channel`
    * with `query`); returns the function that unregisters it.
@@ -229,10 +291,39 @@ export interface PgConnectionOptions {
   readonly port?: number | undefined
   readonly database: string
   readonly user: string
-  /** Unwrapped only when handed to `pg`; never logged nor put in an error. */
+  /** Unwrapped only when the server asks for it; never logged nor put in an error. */
   readonly password?: Redacted.Redacted<string> | undefined
-  /** `true`, or node TLS options (passed through). Default: `false`. */
+  /**
+   * `true` (TLS, certificate and host checked), or node TLS options (checked unless
+   * `rejectUnauthorized: false`). Default: `false`. `sslmode` wins over it.
+   */
   readonly ssl?: boolean | Tls.ConnectionOptions | undefined
+  /**
+   * libpq's `sslmode`: `disable`, `allow` (plain first, then TLS), `prefer` (TLS first, then
+   * plain), `require` (TLS, certificate unchecked), `verify-ca` (chain checked), `verify-full`
+   * (chain and host checked). TLS options from `ssl` (a certificate authority…) still apply.
+   * Default: from `ssl`.
+   *
+   * @since 0.2.0
+   */
+  readonly sslmode?: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full" | undefined
+  /**
+   * Statements run once on every new connection, before its first use (for example
+   * `SET search_path TO app, public`), and again after a reset that reset settings. A failure
+   * fails the connection attempt.
+   *
+   * @since 0.2.0
+   */
+  readonly onConnect?: ReadonlyArray<string> | undefined
+  /** Prepared statements kept per connection (LRU). Default: 100. @since 0.2.0 */
+  readonly statementCacheSize?: number | undefined
+  /**
+   * The protocol version asked for: `"3.0"` (default), or `"3.2"` (PostgreSQL 18: longer
+   * cancel keys); an older server answers with the version it speaks, and that is used.
+   *
+   * @since 0.2.0
+   */
+  readonly protocol?: "3.0" | "3.2" | undefined
   /** Sent as the `application_name` startup parameter. */
   readonly applicationName?: string | undefined
   /** Bound on TCP connect, TLS and startup/authentication. Default: 5 seconds. */
@@ -254,7 +345,8 @@ export interface PgConnectionOptions {
   readonly keepAliveInitialDelay?: Duration.DurationInput | undefined
   /**
    * The client's bound on each statement: past it the statement is cancelled on the server and
-   * fails with `PgQueryTimeout`. Default: none (`PgPool` sets it, see its `queryTimeout`).
+   * fails with `PgQueryTimeout` once the cancel has ended (a statement that finished before the
+   * cancel took effect returns its own result). Default: none (`PgPool` sets it, see its `queryTimeout`).
    */
   readonly queryTimeout?: Duration.DurationInput | undefined
   /** `statement_timeout`: the server's own bound on each statement. Default: the server's. */
@@ -263,7 +355,7 @@ export interface PgConnectionOptions {
   readonly lockTimeout?: Duration.DurationInput | undefined
   /** `idle_in_transaction_session_timeout`. Default: the server's. */
   readonly idleInTransactionTimeout?: Duration.DurationInput | undefined
-  /** Type parsers passed through to `pg`. Default: `pg`'s. */
+  /** Type parsers: `getTypeParser(oid, "text")` for each column. Default: `pg-types`' (as `pg`). */
   readonly types?: TypeParsers | undefined
   /**
    * Server settings sent in the startup packet, by name (what libpq's `options=-c name=value`
@@ -276,7 +368,10 @@ export interface PgConnectionOptions {
    * (as `pg`'s and `@effect/sql-pg`'s `stream`, for tunnels and runtimes without `node:net`):
    * a socket-like `Duplex` whose `connect(port, host)` the connection calls (and `setNoDelay`,
    * `setKeepAlive` where present), then speaks the protocol over it, TLS included when `ssl`
-   * is set. A CancelRequest still goes to `host`/`port` over a new TCP socket. Default: none.
+   * is set; a stream without `connect` is taken as connected. The factory is called again for
+   * each cancel's side socket, so a CancelRequest takes the same path. Default: none.
+   *
+   * @since 0.2.0
    */
   readonly stream?: (() => Duplex) | undefined
 }

@@ -132,6 +132,7 @@ export const make = (
   Effect.gen(function*() {
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
+    const resetMode = options.reset ?? "auto"
     const pool = yield* Pool.make({
       name: resolved.name,
       identity: resolved.identity,
@@ -154,13 +155,16 @@ export const make = (
       // callers fail at once (within connectTimeout); creation still retries in the background.
       failFast: (error, { size }) =>
         error.reason === "Authentication" || error.reason === "UnknownDatabase" || error.reason === "Tls" ||
+        // not a PostgreSQL server, or a session it refuses to set up (a failing onConnect statement)
+        error.reason === "Protocol" ||
         (size === 0 && (error.reason === "Unreachable" || error.reason === "Timeout")),
       check: (conn) => conn.query("SELECT 1", []),
-      // Never returned dirty: a session left in a transaction is rolled back (bounded) or destroyed.
+      // Never returned dirty: a session left in a transaction is rolled back, session state a
+      // lease changed is reset (per `reset`), both bounded; else the connection is destroyed.
       reset: (conn) =>
-        conn.transactionStatus === "idle" && !conn.busy
-          ? undefined // clean: returned at once, no effect on the hot path
-          : Effect.flatMap(conn.rollbackIfDirty, (clean) => clean ? Effect.void : Effect.fail("dirty"))
+        conn.resetNeeded(resetMode)
+          ? Effect.flatMap(conn.reset(resetMode), (clean) => clean ? Effect.void : Effect.fail("dirty"))
+          : undefined // clean: returned at once, no effect on the hot path
     })
 
     const compiler = PgClient.makeCompiler(options.transformQueryNames, options.transformJson)

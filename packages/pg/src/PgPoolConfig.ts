@@ -20,7 +20,7 @@ import type * as Redacted from "effect/Redacted"
 import type { Duplex } from "node:stream"
 import type * as Tls from "node:tls"
 import * as internal from "./internal/config.js"
-import type { PgConnection, PgConnectionOptions, TypeParsers } from "./PgConnection.js"
+import type { PgConnection, PgConnectionOptions, SessionReset, TypeParsers } from "./PgConnection.js"
 import type { DefaultedSetting, PgConnectError } from "./PgError.js"
 
 /**
@@ -79,6 +79,13 @@ export interface PgPoolOptions extends
   /** `true`, or node TLS options. Default: from `sslmode` in the URL, else off. */
   readonly ssl?: boolean | Tls.ConnectionOptions | undefined
   /**
+   * libpq's `sslmode` (also read from the URL and `PGSSLMODE`): `disable`, `allow` (plain first,
+   * then TLS), `prefer` (TLS first, then plain), `require` (TLS, certificate unchecked),
+   * `verify-ca` (chain checked), `verify-full` (chain and host name checked). TLS options given
+   * as `ssl` (a certificate authority…) still apply. Default: from `ssl`, else `disable`.
+   */
+  readonly sslmode?: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full" | undefined
+  /**
    * The `application_name` of every connection; also the pool's name. Default: the URL's
    * `fallback_application_name`, else `"scoped-pool"`.
    */
@@ -133,6 +140,20 @@ export interface PgPoolOptions extends
    * `@effect/sql-pg`).
    */
   readonly prepare?: boolean | undefined
+  /**
+   * What a returned connection gets reset to besides its transaction (see
+   * `PgConnection.SessionReset`): `"auto"` resets only what the lease's statements changed,
+   * as their command tags say (a clean lease costs nothing); `"always"` runs `DISCARD ALL`;
+   * `"transaction-only"` leaves session state as it is; `{ sql }` runs that SQL. Default: `"auto"`.
+   */
+  readonly reset?: SessionReset | undefined
+  /**
+   * Statements run on every new connection before its first lease (`SET search_path TO app`),
+   * and again after a reset that reset settings. A failing one fails the connection attempt.
+   */
+  readonly onConnect?: ReadonlyArray<string> | undefined
+  /** Prepared statements kept per connection with `prepare` (LRU). Default: 100. */
+  readonly statementCacheSize?: number | undefined
   /** As `@effect/sql-pg`: name transforms, JSON transforms, span attributes. */
   readonly transformResultNames?: ((str: string) => string) | undefined
   readonly transformQueryNames?: ((str: string) => string) | undefined

@@ -72,7 +72,7 @@ describe("14.2 connection URIs follow libpq", () => {
       assert.strictEqual((yield* resolve("postgres://db")).connection.database, "postgres")
     }))
 
-  it.effect("14.2 sslmode: disable/allow/prefer plain, require unverified, verify-ca the chain, verify-full all", () =>
+  it.effect("14.2 sslmode: disable/allow/prefer start plain or fall back, require unverified, verify-ca the chain, verify-full all", () =>
     Effect.gen(function*() {
       const ssl = (mode: string) => Effect.map(resolve(`postgres://db/app?sslmode=${mode}`), (r) => r.connection.ssl)
       assert.isFalse(yield* ssl("disable"))
@@ -84,6 +84,12 @@ describe("14.2 connection URIs follow libpq", () => {
       assert.isUndefined(ca.checkServerIdentity!("db", {} as any))
       assert.isTrue(yield* ssl("verify-full"))
       assert.deepStrictEqual(yield* ssl("no-verify"), { rejectUnauthorized: false })
+      // the mode itself reaches the connection: allow and prefer fall back (the wire client's part)
+      const mode = (m: string) => Effect.map(resolve(`postgres://db/app?sslmode=${m}`), (r) => r.connection.sslmode)
+      assert.deepStrictEqual(
+        [yield* mode("allow"), yield* mode("prefer"), yield* mode("verify-full"), yield* mode("no-verify")],
+        ["allow", "prefer", "verify-full", undefined]
+      )
       const bad = yield* failure("postgres://db/app?sslmode=sometimes")
       assert.strictEqual(bad.field, "sslmode (in url)")
       assert.include(bad.message, "one of disable, allow, prefer, require, verify-ca, verify-full")

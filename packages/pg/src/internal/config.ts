@@ -144,6 +144,7 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
     const database = pick("database", options.database, "dbname", fromUrl.database)
     const password = pick("password", secretValue(options.password), "password", fromUrl.password)
     const ssl = pick<boolean | Tls.ConnectionOptions>("ssl", options.ssl, "sslmode", fromUrl.ssl)
+    const sslmode = pick("sslmode", options.sslmode, "sslmode", fromUrl.sslmode)
     const connectTimeout = pick(
       "connectTimeout",
       options.connectTimeout === undefined ? undefined : millisOf(options.connectTimeout, { allowZero: false }) ??
@@ -255,6 +256,10 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
         return fail(label(field), value, `a finite duration > 0, ${durationFormat}`)
       }
     }
+    const cacheSize = options.statementCacheSize
+    if (cacheSize !== undefined && (!Number.isInteger(cacheSize) || cacheSize < 0)) {
+      return fail(label("statementCacheSize"), cacheSize, "an integer >= 0")
+    }
 
     // ---- defaults, remembered for messages ----
     const defaulted: Array<DefaultedSetting> = []
@@ -277,6 +282,7 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
       user: userValue,
       ...(password.value !== undefined ? { password: password.value } : {}),
       ...(ssl.value !== undefined ? { ssl: ssl.value } : {}),
+      ...(sslmode.value !== undefined ? { sslmode: sslmode.value } : {}),
       applicationName: name,
       ...(connectTimeout.value !== undefined ? { connectTimeout: Duration.millis(connectTimeout.value) } : {}),
       ...(options.cancelTimeout !== undefined ? { cancelTimeout: options.cancelTimeout } : {}),
@@ -297,7 +303,9 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
         {}),
       ...(Object.keys(startup).length > 0 ? { startupParameters: startup } : {}),
       ...(options.types !== undefined ? { types: options.types } : {}),
-      ...(options.stream !== undefined ? { stream: options.stream } : {})
+      ...(options.stream !== undefined ? { stream: options.stream } : {}),
+      ...(options.onConnect !== undefined ? { onConnect: options.onConnect } : {}),
+      ...(options.statementCacheSize !== undefined ? { statementCacheSize: options.statementCacheSize } : {})
     }
 
     // ---- what PgClient.layer would put in `config`: the options as given, filled from the URL ----
@@ -372,6 +380,7 @@ const variables = {
   password: "PGPASSWORD",
   applicationName: "PGAPPNAME",
   ssl: "PGSSLMODE",
+  sslmode: "PGSSLMODE",
   connectTimeout: "PGCONNECT_TIMEOUT",
   min: "PGPOOL_MIN",
   max: "PGPOOL_MAX",
@@ -410,6 +419,7 @@ export const fromEnv: Config.Config<PgPoolOptions> = Config.all({
   const options: Record<string, unknown> = dropUndefined({
     ...rest,
     ssl: ssl === undefined ? undefined : sslFromMode(ssl),
+    sslmode: ssl === undefined || ssl === "no-verify" ? undefined : ssl,
     // As libpq: seconds, and at least 2; 0 ("wait forever" in libpq) is rejected by the resolution.
     connectTimeout: connectTimeout === undefined
       ? undefined

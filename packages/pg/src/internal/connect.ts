@@ -1,5 +1,7 @@
 /**
- * Builds a `pg.Client` from our options and connects it, bounded by `connectTimeout`.
+ * From `PgConnectionOptions` to a connected wire session: defaults applied and checked once,
+ * the password unwrapped only when the server asks for it, and the connect bounded by
+ * `connectTimeout` (the wire layer's own timer).
  *
  * @internal
  */
@@ -7,11 +9,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Tls from "node:tls"
-import pg from "pg"
 import type * as PgConnection from "../PgConnection.js"
 import { PgConnectError } from "../PgError.js"
-import { renderStartupOptions } from "./libpq.js"
 import { classifyConnectError } from "./sqlstate.js"
+import { type ConnectOptions, WireConnection } from "./wire/connection.js"
+import type { Endpoint, SslMode } from "./wire/transport.js"
 
 /**
  * Options with defaults applied and durations decoded once.
@@ -23,21 +25,12 @@ export interface Resolved {
   readonly port: number
   readonly database: string
   readonly user: string
-  readonly password: Redacted.Redacted<string> | undefined
-  readonly ssl: boolean | Tls.ConnectionOptions
-  readonly applicationName: string | undefined
-  readonly connectTimeout: Duration.Duration
   readonly cancelTimeout: Duration.Duration
   readonly closeTimeout: Duration.Duration
-  readonly keepAlive: boolean
-  readonly keepAliveInitialDelay: Duration.Duration
+  readonly connectTimeout: Duration.Duration
   readonly queryTimeout: Duration.Duration | undefined
-  readonly statementTimeout: Duration.Duration | undefined
-  readonly lockTimeout: Duration.Duration | undefined
-  readonly idleInTransactionTimeout: Duration.Duration | undefined
-  readonly types: PgConnection.TypeParsers | undefined
-  readonly startupParameters: Readonly<Record<string, string>> | undefined
-  readonly stream: PgConnection.PgConnectionOptions["stream"]
+  readonly onConnect: ReadonlyArray<string>
+  readonly wire: ConnectOptions
 }
 
 /** @internal */
@@ -46,7 +39,8 @@ export const defaults = {
   connectTimeout: Duration.seconds(5),
   cancelTimeout: Duration.seconds(1),
   closeTimeout: Duration.seconds(1),
-  keepAliveInitialDelay: Duration.seconds(30)
+  keepAliveInitialDelay: Duration.seconds(30),
+  statementCacheSize: 100
 } as const
 
 const positive = (field: string, input: Duration.DurationInput): Duration.Duration => {
@@ -63,6 +57,17 @@ const optionalPositive = (
   input: Duration.DurationInput | undefined
 ): Duration.Duration | undefined => input === undefined ? undefined : positive(field, input)
 
+const millis = (duration: Duration.Duration): number => Math.max(1, Math.round(Duration.toMillis(duration)))
+
+/** libpq's sslmode from `sslmode`, else from pg's `ssl` option (`true` and TLS options verify, as node does). */
+const sslModeOf = (options: PgConnection.PgConnectionOptions): SslMode => {
+  if (options.sslmode !== undefined) return options.sslmode
+  const ssl = options.ssl
+  if (ssl === undefined || ssl === false) return "disable"
+  if (ssl === true) return "verify-full"
+  return ssl.rejectUnauthorized === false ? "require" : "verify-full"
+}
+
 /**
  * Applies defaults and validates; throws a `RangeError` naming the field on bad input
  * (the caller turns it into a defect: bad options are a bug, never clamped).
@@ -74,85 +79,73 @@ export const resolve = (options: PgConnection.PgConnectionOptions): Resolved => 
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new RangeError(`PgConnection: port must be an integer in 1..65535, got ${port}`)
   }
+  const cacheSize = options.statementCacheSize ?? defaults.statementCacheSize
+  if (!Number.isInteger(cacheSize) || cacheSize < 0) {
+    throw new RangeError(`PgConnection: statementCacheSize must be an integer >= 0, got ${cacheSize}`)
+  }
+  const connectTimeout = positive("connectTimeout", options.connectTimeout ?? defaults.connectTimeout)
+  const cancelTimeout = positive("cancelTimeout", options.cancelTimeout ?? defaults.cancelTimeout)
+  const closeTimeout = positive("closeTimeout", options.closeTimeout ?? defaults.closeTimeout)
+  const keepAliveInitialDelay = positive(
+    "keepAliveInitialDelay",
+    options.keepAliveInitialDelay ?? defaults.keepAliveInitialDelay
+  )
+  const queryTimeout = optionalPositive("queryTimeout", options.queryTimeout)
+  const statementTimeout = optionalPositive("statementTimeout", options.statementTimeout)
+  const lockTimeout = optionalPositive("lockTimeout", options.lockTimeout)
+  const idleInTransactionTimeout = optionalPositive("idleInTransactionTimeout", options.idleInTransactionTimeout)
+
+  const parameters: Array<readonly [string, string]> = []
+  if (options.applicationName !== undefined) parameters.push(["application_name", options.applicationName])
+  if (statementTimeout !== undefined) parameters.push(["statement_timeout", String(millis(statementTimeout))])
+  if (lockTimeout !== undefined) parameters.push(["lock_timeout", String(millis(lockTimeout))])
+  if (idleInTransactionTimeout !== undefined) {
+    parameters.push(["idle_in_transaction_session_timeout", String(millis(idleInTransactionTimeout))])
+  }
+  // Settings from `startupParameters` (libpq's `options=-c …`), unless set by a field above.
+  if (options.startupParameters !== undefined) {
+    const set = new Set(parameters.map(([name]) => name))
+    for (const [name, value] of Object.entries(options.startupParameters)) {
+      if (!set.has(name)) parameters.push([name, value])
+    }
+  }
+  const ssl = options.ssl
+  const endpoint: Endpoint = {
+    host: options.host,
+    port,
+    sslmode: sslModeOf(options),
+    tls: typeof ssl === "object" ? ssl as Tls.ConnectionOptions : undefined,
+    keepAlive: options.keepAlive ?? true,
+    keepAliveInitialDelayMillis: millis(keepAliveInitialDelay),
+    stream: options.stream
+  }
+  const password = options.password
   return {
     host: options.host,
     port,
     database: options.database,
     user: options.user,
-    password: options.password,
-    ssl: options.ssl ?? false,
-    applicationName: options.applicationName,
-    connectTimeout: positive("connectTimeout", options.connectTimeout ?? defaults.connectTimeout),
-    cancelTimeout: positive("cancelTimeout", options.cancelTimeout ?? defaults.cancelTimeout),
-    closeTimeout: positive("closeTimeout", options.closeTimeout ?? defaults.closeTimeout),
-    keepAlive: options.keepAlive ?? true,
-    keepAliveInitialDelay: positive(
-      "keepAliveInitialDelay",
-      options.keepAliveInitialDelay ?? defaults.keepAliveInitialDelay
-    ),
-    queryTimeout: optionalPositive("queryTimeout", options.queryTimeout),
-    statementTimeout: optionalPositive("statementTimeout", options.statementTimeout),
-    lockTimeout: optionalPositive("lockTimeout", options.lockTimeout),
-    idleInTransactionTimeout: optionalPositive("idleInTransactionTimeout", options.idleInTransactionTimeout),
-    types: options.types,
-    startupParameters: options.startupParameters,
-    stream: options.stream
+    cancelTimeout,
+    closeTimeout,
+    connectTimeout,
+    queryTimeout,
+    onConnect: options.onConnect ?? [],
+    wire: {
+      endpoint,
+      user: options.user,
+      database: options.database,
+      // The one place the password is unwrapped, when the server asks for it.
+      password: password === undefined ? undefined : () => Redacted.value(password),
+      parameters,
+      protocol: options.protocol ?? "3.0",
+      connectTimeoutMillis: millis(connectTimeout),
+      cancelTimeoutMillis: millis(cancelTimeout),
+      closeTimeoutMillis: millis(closeTimeout),
+      queryTimeoutMillis: queryTimeout === undefined ? undefined : millis(queryTimeout),
+      types: options.types,
+      statementCacheSize: cacheSize
+    }
   }
-}
-
-const millis = (duration: Duration.Duration | undefined): number | undefined =>
-  duration === undefined ? undefined : Math.max(1, Math.round(Duration.toMillis(duration)))
-
-/**
- * Builds the client and attaches the `error` and `end` listeners before anything can fail,
- * so that a socket error is never an unhandled `error` event.
- *
- * @internal
- */
-export const makeClient = (
-  options: Resolved,
-  onError: (error: Error) => void,
-  onEnd: () => void
-): pg.Client => {
-  const config: pg.ClientConfig = {
-    host: options.host,
-    port: options.port,
-    database: options.database,
-    user: options.user,
-    ssl: options.ssl,
-    keepAlive: options.keepAlive,
-    keepAliveInitialDelayMillis: millis(options.keepAliveInitialDelay)!
-  }
-  // The one place the password is unwrapped: pg keeps it non-enumerable on the client.
-  if (options.password !== undefined) config.password = Redacted.value(options.password)
-  if (options.applicationName !== undefined) config.application_name = options.applicationName
-  if (options.statementTimeout !== undefined) config.statement_timeout = millis(options.statementTimeout)!
-  if (options.lockTimeout !== undefined) config.lock_timeout = millis(options.lockTimeout)!
-  if (options.idleInTransactionTimeout !== undefined) {
-    config.idle_in_transaction_session_timeout = millis(options.idleInTransactionTimeout)!
-  }
-  if (options.types !== undefined) config.types = options.types as pg.CustomTypesConfig
-  // pg sends `options` as a startup parameter, as libpq does; the server reads its -c settings.
-  if (options.startupParameters !== undefined) config.options = renderStartupOptions(options.startupParameters)
-  if (options.stream !== undefined) config.stream = options.stream
-  const client = new pg.Client(config)
-  client.on("error", onError)
-  client.on("end", onEnd)
-  return client
-}
-
-/** @internal */
-export const setSocketRef = (client: pg.Client, keepAlive: boolean): void => {
-  // pg's socket type is a Duplex; over TCP and TLS it is a net.Socket, which can be unref'd.
-  const stream = client.connection.stream as { ref?: () => void; unref?: () => void }
-  if (keepAlive) stream.ref?.()
-  else stream.unref?.()
-}
-
-/** @internal */
-export const destroySocket = (client: pg.Client): void => {
-  const stream = client.connection.stream
-  if (!stream.destroyed) stream.destroy()
 }
 
 /** @internal */
@@ -166,7 +159,8 @@ export const connectError = (options: Resolved, reason: PgConnectError["reason"]
     cause
   })
 
-const toConnectError = (options: Resolved, error: unknown): PgConnectError => {
+/** @internal */
+export const toConnectError = (options: Resolved, error: unknown): PgConnectError => {
   const e = error as { readonly code?: unknown; readonly message?: unknown }
   return connectError(
     options,
@@ -179,25 +173,20 @@ const toConnectError = (options: Resolved, error: unknown): PgConnectError => {
 }
 
 /**
- * Connects the client. On failure, timeout or interruption the socket is destroyed, so no
- * half-open connection is left behind.
+ * Connects: transport, TLS per sslmode, startup and authentication, all within
+ * `connectTimeout`. On failure, timeout or interruption nothing is left open.
  *
  * @internal
  */
-export const connect = (client: pg.Client, options: Resolved): Effect.Effect<void, PgConnectError> =>
-  Effect.async<void, PgConnectError>((resume) => {
-    client.connect((error: Error | undefined) => {
-      if (error) {
-        destroySocket(client)
-        resume(Effect.fail(toConnectError(options, error)))
-      } else {
-        resume(Effect.void)
-      }
+export const connect = (
+  options: Resolved,
+  hooks: WireConnection["hooks"]
+): Effect.Effect<WireConnection, PgConnectError> =>
+  Effect.async<WireConnection, PgConnectError>((resume) => {
+    const wire = new WireConnection(options.wire, hooks)
+    wire.connect((error) => {
+      if (error === undefined) resume(Effect.succeed(wire))
+      else resume(Effect.fail(toConnectError(options, error)))
     })
-    return Effect.sync(() => destroySocket(client))
-  }).pipe(
-    Effect.timeoutFail({
-      duration: options.connectTimeout,
-      onTimeout: () => connectError(options, "Timeout")
-    })
-  )
+    return Effect.sync(() => wire.destroy())
+  })

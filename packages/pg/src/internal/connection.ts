@@ -1,38 +1,29 @@
 /**
- * The connection: a `pg.Client` plus the state that `pg` does not track for us (which
- * statement is in flight, whether the session is still usable) and the cancel/close logic.
+ * The Effect face of a wire connection (`./wire/connection.ts`, where the state machine lives:
+ * it is plain TypeScript so that it can be tested on its own and kept exact). This adapter
+ * only turns callbacks into effects: a statement is an `Effect.async` whose canceller asks the
+ * wire connection to cancel that very statement and resumes once the cancel has ended; the
+ * scope's finalizer is the wire close (cancel, Terminate, socket closed — each bounded). Notices
+ * are logged at Debug in the caller's fiber (with its span); what happens outside any
+ * statement (a throwing notification listener, a notice while idle) is logged on a fiber of
+ * the connection's own FiberSet, with the application's logger, and ends with the connection.
  *
  * @internal
  */
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import type pg from "pg"
 import type * as PgConnection from "../PgConnection.js"
-import type { PgQueryError } from "../PgError.js"
-import { type PgConnectError, PgConnectionLost, type PgConnectionLostReason, PgQueryTimeout } from "../PgError.js"
-import { sendCancelRequest } from "./cancel.js"
+import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "../PgError.js"
 import * as Connect from "./connect.js"
 import * as Cursors from "./cursor.js"
-import { isFatal, isFatalSeverity } from "./sqlstate.js"
-import {
-  allResults,
-  busyDefect,
-  CURSOR,
-  isDatabaseError,
-  lastResult,
-  QUERY,
-  RAW,
-  Statement,
-  toQueryError
-} from "./statement.js"
+import { allResults, lastResult, toLost, toQueryError, toStatementError } from "./statement.js"
+import { type Notice, type Result, SessionChange, type WireConnection } from "./wire/connection.js"
+import type { ConnectionLost } from "./wire/errors.js"
 
 /** @internal */
 export const TypeId: "~@scoped-pool/pg/PgConnection" = "~@scoped-pool/pg/PgConnection" as const
@@ -40,207 +31,245 @@ export const TypeId: "~@scoped-pool/pg/PgConnection" = "~@scoped-pool/pg/PgConne
 /** @internal */
 export const isPgConnection = (u: unknown): u is PgConnection.PgConnection => Predicate.hasProperty(u, TypeId)
 
-// pg 8.23 keeps the BackendKeyData on the client without typing it (`processID`, `secretKey`,
-// a signed int32: pg speaks protocol 3.0 only), and `readyForQuery` tells whether it is
-// waiting for the server. Read here and nowhere else.
-interface ClientInternals {
-  readonly processID: number | null
-  readonly secretKey: number | null
-  readonly readyForQuery?: boolean
-}
+type StatementError = PgQueryError | PgConnectionLost | PgQueryTimeout
 
-let nextId = 0
+const logNotices = (id: number, notices: ReadonlyArray<Notice>): Effect.Effect<void> =>
+  Effect.forEach(
+    notices,
+    (notice) =>
+      Effect.logDebug(`PgConnection #${id}: ${notice.severity ?? "NOTICE"}: ${notice.message}`).pipe(
+        Effect.annotateLogs({ sqlstate: notice.code ?? "" })
+      ),
+    { discard: true }
+  )
+
+/** The statements that undo what `changes` says the session changed. */
+const resetSqlOf = (changes: number): string => {
+  const parts: Array<string> = []
+  if (changes & SessionChange.Settings) parts.push("SET SESSION AUTHORIZATION DEFAULT", "RESET ALL")
+  if (changes & SessionChange.Listen) parts.push("UNLISTEN *")
+  if (changes & SessionChange.Prepared) parts.push("DEALLOCATE ALL")
+  if (changes & SessionChange.Cursors) parts.push("CLOSE ALL")
+  if (changes & SessionChange.Temp) parts.push("DISCARD TEMP")
+  return parts.join("; ")
+}
 
 class PgConnectionImpl implements PgConnection.PgConnection {
   readonly [TypeId]: typeof TypeId = TypeId
-  readonly id = ++nextId
-  processId = 0
-  secretKey = 0
-  alive = true
-  closing = false
-  lost: PgConnectionLost | undefined = undefined
-  statement: Statement | undefined = undefined
-  client!: pg.Client
+  readonly id: number
   private listeners: Set<(notification: PgConnection.Notification) => void> | undefined = undefined
   private closeListeners: Set<(lost: PgConnectionLost | undefined) => void> | undefined = undefined
+  runFork: (<A, E>(effect: Effect.Effect<A, E>) => unknown) | undefined = undefined
 
-  readonly queryTimeoutMillis: number | undefined
+  constructor(readonly wire: WireConnection, readonly options: Connect.Resolved) {
+    this.id = wire.id
+  }
 
-  constructor(readonly options: Connect.Resolved) {
-    this.queryTimeoutMillis = options.queryTimeout === undefined ? undefined : Duration.toMillis(options.queryTimeout)
+  get processId(): number {
+    return this.wire.processId
   }
 
   get isAlive(): boolean {
-    return this.alive
+    return this.wire.usable
   }
 
   get busy(): boolean {
-    return this.statement !== undefined
+    return this.wire.busy
+  }
+
+  get state(): PgConnection.ConnectionState {
+    return this.wire.state
+  }
+
+  get queueDepth(): number {
+    return this.wire.depth
+  }
+
+  get headRunningMillis(): number {
+    return this.wire.headRunningMillis
   }
 
   get transactionStatus(): PgConnection.TransactionStatus {
-    const status = this.client.getTransactionStatus()
-    return status === "T" ? "transaction" : status === "E" ? "failed" : "idle"
+    const status = this.wire.txStatus
+    return status === 0x54 ? "transaction" : status === 0x45 ? "failed" : "idle"
   }
 
-  // ---- events from pg (bound once) ----
+  readonly parameter = (name: string): string | undefined => this.wire.parameters.get(name)
 
-  readonly onClientError = (error: Error): void => {
-    if (this.closing) {
-      this.alive = false
-      return
-    }
-    // An ErrorResponse outside a statement (idle_in_transaction_session_timeout, a terminate
-    // while idle) is FATAL: the server ends the session after it.
-    if (isDatabaseError(error)) this.markDead("Terminated", error.code, error)
-    else this.markDead("Closed", undefined, error)
+  // ---- statements ----
+
+  /** One statement; `abort` destroys the connection if interrupted (used for ROLLBACK). */
+  private run<A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options: PgConnection.QueryOptions | undefined,
+    abort: boolean,
+    map: (results: ReadonlyArray<PgConnection.RawQueryResult>) => A
+  ): Effect.Effect<A, StatementError> {
+    const wire = this.wire
+    return Effect.async<A, StatementError>((resume) => {
+      const prepare = options !== undefined && (options.prepare === true || options.name !== undefined)
+      let cancelled: ((effect: Effect.Effect<void>) => void) | undefined
+      let interrupted = false
+      const request = wire.submit(
+        sql,
+        params.length === 0 && !prepare ? undefined : params,
+        options?.rowMode === "array",
+        prepare,
+        undefined,
+        (error, results, notices) => {
+          if (interrupted) {
+            cancelled?.(Effect.void)
+            return
+          }
+          const outcome: Effect.Effect<A, StatementError> = error === undefined
+            ? Effect.succeed(map(results as Array<Result> as ReadonlyArray<PgConnection.RawQueryResult>))
+            : Effect.fail(toStatementError(error, this.id, wire.processId))
+          resume(notices === undefined ? outcome : Effect.zipRight(logNotices(this.id, notices), outcome))
+        }
+      )
+      if (request.state === "done") return
+      // The canceller targets this statement only, and resumes once its cancel has ended.
+      return Effect.async<void>((resumeCancel) => {
+        interrupted = true
+        if (request.state === "done") return resumeCancel(Effect.void)
+        cancelled = resumeCancel
+        wire.cancel(request, abort ? "abort" : "interrupt")
+      })
+    })
   }
 
-  readonly onClientEnd = (): void => {
-    if (this.closing) this.alive = false
-    else this.markDead("Closed", undefined, undefined)
+  readonly query = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options?: PgConnection.QueryOptions
+  ): Effect.Effect<PgConnection.QueryResult, StatementError> => this.run(sql, params, options, false, lastResult)
+
+  readonly queryRaw = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options?: PgConnection.QueryOptions
+  ): Effect.Effect<ReadonlyArray<PgConnection.RawQueryResult>, StatementError> =>
+    this.run(sql, params, options, false, allResults)
+
+  readonly cursor = (
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    options: PgConnection.CursorOptions
+  ): Stream.Stream<PgConnection.Row, PgQueryError | PgConnectionLost> => Cursors.stream(this, sql, params, options)
+
+  /** Cancels everything in flight; resumes once nothing is left (bounded by the wire's cancelTimeout). */
+  private readonly cancelAll: Effect.Effect<void> = Effect.async<void>((resume) => {
+    this.wire.cancelAll(() => resume(Effect.void))
+  })
+
+  readonly cancel: Effect.Effect<"confirmed" | "unconfirmed"> = Effect.map(
+    this.cancelAll,
+    () => this.wire.state === "dead" || this.wire.state === "closing" ? "unconfirmed" as const : "confirmed" as const
+  )
+
+  /** Runs `sql` as a simple query, destroying the connection if it fails, hangs past cancelTimeout or is interrupted. */
+  private cleanup(sql: string): Effect.Effect<boolean> {
+    return this.run(sql, [], undefined, true, () => true).pipe(
+      Effect.timeoutOption(this.options.cancelTimeout),
+      Effect.exit,
+      Effect.map((exit) => {
+        if (exit._tag === "Success" && Option.isSome(exit.value) && this.wire.usable && this.wire.txStatus === 0x49) {
+          return true
+        }
+        this.wire.destroy()
+        return false
+      })
+    )
   }
 
-  readonly onReadyForQuery = (): void => {
-    const statement = this.statement
-    if (statement !== undefined && (statement.called || statement.kind === CURSOR)) this.finish(statement)
+  readonly rollbackIfDirty: Effect.Effect<boolean> = Effect.suspend(() => {
+    const stopped = this.wire.busy ? this.cancelAll : Effect.void
+    return Effect.flatMap(stopped, () => {
+      if (!this.wire.usable) return Effect.succeed(false)
+      if (this.wire.txStatus === 0x49) return Effect.succeed(true)
+      return this.cleanup("ROLLBACK")
+    })
+  })
+
+  readonly resetNeeded = (mode: PgConnection.SessionReset): boolean => {
+    const wire = this.wire
+    // A dead connection is retired by the pool as such ("dead"): nothing to reset.
+    if (!wire.usable) return false
+    if (wire.txStatus !== 0x49 || wire.busy) return true
+    if (mode === "auto") return wire.sessionChanges !== 0
+    if (mode === "transaction-only") return false
+    if (mode === "always") return true
+    return wire.statementsRun > 0
   }
 
-  readonly onQueryCallback = (error: Error | null | undefined, result: unknown): void => {
-    const statement = this.statement
-    if (statement === undefined || statement.kind === CURSOR || statement.called) return
-    statement.called = true
-    if (!error) {
-      // pg calls back from inside its ReadyForQuery handler: onReadyForQuery follows.
-      statement.result = result
-      return
-    }
-    statement.error = error
-    if (!this.alive) return this.finish(statement)
-    if (isDatabaseError(error)) {
-      if (isFatal(error.code) || isFatalSeverity(error.severity)) {
-        this.markDead("Terminated", error.code, error)
+  readonly reset = (mode: PgConnection.SessionReset): Effect.Effect<boolean> =>
+    Effect.flatMap(this.rollbackIfDirty, (clean) => {
+      const wire = this.wire
+      if (!clean) return Effect.succeed(false)
+      const changes = wire.sessionChanges
+      let sql: string
+      let again: boolean
+      if (mode === "transaction-only") {
+        sql = ""
+        again = false
+      } else if (mode === "always") {
+        sql = "DISCARD ALL"
+        again = true
+      } else if (mode === "auto") {
+        sql = resetSqlOf(changes)
+        again = (changes & SessionChange.Settings) !== 0
+      } else {
+        sql = wire.statementsRun > 0 ? mode.sql : ""
+        again = sql !== ""
       }
-      // Otherwise the server's ReadyForQuery follows the ErrorResponse.
-      return
+      if (sql === "") {
+        wire.sessionChanges = 0
+        wire.statementsRun = 0
+        return Effect.succeed(true)
+      }
+      if (mode === "always" || (changes & SessionChange.Prepared) !== 0) wire.forgetStatements()
+      const init = again && this.options.onConnect.length > 0
+        ? this.cleanup(this.options.onConnect.join("; "))
+        : undefined
+      return Effect.flatMap(this.cleanup(sql), (ok) => {
+        if (!ok) return Effect.succeed(false)
+        const done = Effect.sync(() => {
+          wire.sessionChanges = 0
+          wire.statementsRun = 0
+          return true
+        })
+        return init === undefined ? done : Effect.flatMap(init, (ok) => ok ? done : Effect.succeed(false))
+      })
+    })
+
+  // ---- notifications ----
+
+  readonly onNotification = (listener: (notification: PgConnection.Notification) => void): () => void => {
+    const listeners = this.listeners ??= new Set()
+    const entry = (notification: PgConnection.Notification) => listener(notification)
+    listeners.add(entry)
+    return () => {
+      listeners.delete(entry)
     }
-    // A client-side error: after a bind failure pg sends Sync and ReadyForQuery follows; after
-    // a submit failure nothing is sent and pg marks itself ready once this callback returns.
-    queueMicrotask(this.checkReady)
   }
 
-  private readonly checkReady = (): void => {
-    const statement = this.statement
-    if (
-      statement !== undefined && statement.called && !statement.done &&
-      (this.client as unknown as ClientInternals).readyForQuery === true
-    ) {
-      this.finish(statement)
-    }
-  }
-
-  private readonly onNotificationMessage = (message: pg.Notification): void => {
-    if (this.listeners === undefined) return
-    const notification: PgConnection.Notification = {
-      channel: message.channel,
-      payload: message.payload ?? "",
-      processId: message.processId
-    }
-    for (const listener of this.listeners) {
+  readonly dispatch = (channel: string, payload: string, processId: number): void => {
+    const listeners = this.listeners
+    if (listeners === undefined) return
+    const notification: PgConnection.Notification = { channel, payload, processId }
+    for (const listener of listeners) {
       try {
         listener(notification)
       } catch (error) {
-        // Thrown inside pg's socket handler it would crash the process: report it instead.
-        Effect.runFork(
-          Effect.logError(`PgConnection #${this.id}: a notification listener threw`, Cause.die(error))
-        )
+        this.report(Effect.logError(`PgConnection #${this.id}: a notification listener threw`, Cause.die(error)))
       }
     }
   }
 
-  /**
-   * One timer per connection bounds its statements (`queryTimeout`): each statement re-arms
-   * it with `refresh()` when it starts, so when it fires, the statement in flight (if any) is
-   * the one that armed it and has run for `queryTimeout`. It is then cancelled on the server
-   * (bounded by `cancelTimeout`) and its caller resumed with `PgQueryTimeout` once the server
-   * confirmed, or the connection was destroyed. Unref'd: it never keeps the process alive.
-   */
-  private deadline: ReturnType<typeof setTimeout> | undefined = undefined
-
-  private armDeadline(): void {
-    if (this.queryTimeoutMillis === undefined) return
-    if (this.deadline === undefined) {
-      this.deadline = setTimeout(this.onDeadline, this.queryTimeoutMillis)
-      this.deadline.unref?.()
-    } else {
-      this.deadline.refresh()
-    }
-  }
-
-  private readonly onDeadline = (): void => {
-    const statement = this.statement
-    if (statement === undefined || statement.done || statement.kind === CURSOR || statement.timedOut) return
-    statement.timedOut = true
-    Effect.runFork(this.stopStatement(statement))
-  }
-
-  // ---- state ----
-
-  private finish(statement: Statement): void {
-    if (statement.done) return
-    statement.done = true
-    if (this.statement === statement) {
-      this.statement = undefined
-      // Idle, the socket must not keep an otherwise finished process alive (S5).
-      if (!this.closing) Connect.setSocketRef(this.client, false)
-    }
-    if (statement.waiters !== undefined) Deferred.unsafeDone(statement.waiters, Exit.void)
-    const resume = statement.resume
-    if (resume === undefined) return
-    statement.resume = undefined
-    if (statement.timedOut) {
-      resume(Effect.fail(new PgQueryTimeout({ timeoutMillis: this.queryTimeoutMillis! })))
-    } else if (statement.error !== undefined) {
-      resume(Effect.fail(this.lost ?? toQueryError(statement.error)))
-    } else {
-      const result = statement.result
-      // The rows belong to the caller now: the statement (still referenced by its canceller)
-      // must not keep them alive.
-      statement.result = undefined
-      resume(Effect.succeed(statement.kind === RAW ? allResults(result) : lastResult(result)))
-    }
-  }
-
-  markDead(reason: PgConnectionLostReason, code: string | undefined, cause: unknown): void {
-    if (!this.alive) return
-    this.alive = false
-    this.lost = new PgConnectionLost({
-      reason,
-      connectionId: this.id,
-      processId: this.processId,
-      code,
-      cause
-    })
-    Connect.destroySocket(this.client)
-    const statement = this.statement
-    if (statement !== undefined) {
-      if (statement.error === undefined) statement.error = this.lost
-      this.finish(statement)
-    }
-    this.notifyClosed()
-  }
-
-  /** Tells the `onClose` listeners, once: the connection is no longer alive. */
-  private notifyClosed(): void {
-    const listeners = this.closeListeners
-    if (listeners === undefined) return
-    this.closeListeners = undefined
-    for (const listener of listeners) listener(this.lost)
-  }
-
   readonly onClose = (listener: (lost: PgConnectionLost | undefined) => void): () => void => {
-    if (!this.alive) {
-      listener(this.lost)
+    if (this.ended !== undefined) {
+      listener(this.ended.lost)
       return () => undefined
     }
     const listeners = this.closeListeners ??= new Set()
@@ -251,233 +280,36 @@ class PgConnectionImpl implements PgConnection.PgConnection {
     }
   }
 
-  lostError(): PgConnectionLost {
-    return this.lost ?? new PgConnectionLost({ reason: "Closed", connectionId: this.id, processId: this.processId })
-  }
+  /** Set once the wire connection died: why (`undefined` when closed by us). */
+  private ended: { readonly lost: PgConnectionLost | undefined } | undefined = undefined
 
-  private awaitDone(statement: Statement): Effect.Effect<void> {
-    if (statement.done) return Effect.void
-    if (statement.waiters === undefined) statement.waiters = Deferred.unsafeMake<void>(FiberId.none)
-    return Deferred.await(statement.waiters)
-  }
-
-  /**
-   * Ends `statement` on the server: a CancelRequest on a side socket (and, for a cursor, a
-   * pipelined Close + Sync), then a wait for its ReadyForQuery and for the server to close the
-   * side socket, all within `cancelTimeout`. Past that, the connection is destroyed.
-   */
-  stopStatement(statement: Statement): Effect.Effect<"confirmed" | "unconfirmed"> {
-    return Effect.suspend(() => {
-      if (statement.done) return Effect.succeed("confirmed" as const)
-      if (!this.alive) return Effect.succeed("unconfirmed" as const)
-      if (statement.abortOnInterrupt) {
-        this.markDead("CancelUnconfirmed", undefined, undefined)
-        return Effect.succeed("unconfirmed" as const)
+  /** The wire connection died: tells the `onClose` listeners, once. */
+  readonly died = (lost: ConnectionLost | undefined): void => {
+    const error = lost === undefined ? undefined : toLost(lost, this.id, this.wire.processId)
+    this.ended = { lost: error }
+    const listeners = this.closeListeners
+    if (listeners === undefined) return
+    this.closeListeners = undefined
+    for (const listener of listeners) {
+      try {
+        listener(error)
+      } catch (cause) {
+        this.report(Effect.logError(`PgConnection #${this.id}: a close listener threw`, Cause.die(cause)))
       }
-      let needsCancel = true
-      const cursor = statement.cursor
-      if (cursor !== undefined) {
-        // Between fetches the portal is suspended and the backend waits for us (a cancel would
-        // be ignored): closing it is enough. During a fetch, cancel it and close behind it.
-        needsCancel = statement.fetching
-        cursor.close(() => undefined)
-      }
-      const done = this.awaitDone(statement)
-      const work = needsCancel ? this.cancelUntilDone(statement, done) : Effect.as(done, true)
-      return Effect.map(Effect.timeoutOption(work, this.options.cancelTimeout), (outcome) => {
-        if (Option.isSome(outcome) && outcome.value && statement.done) return "confirmed" as const
-        this.markDead("CancelUnconfirmed", undefined, undefined)
-        return "unconfirmed" as const
-      })
-    })
-  }
-
-  /**
-   * Sends a CancelRequest, waits for the server to close the side socket (it has signalled the
-   * backend by then), then waits a little for the statement to end; repeats while it has not.
-   * A cancel that reaches the backend before it has read the statement is ignored by the
-   * server, and the repeat covers that race. Ending only after the last side socket closed
-   * means no cancel signal is still travelling when the next statement starts. Bounded by the
-   * caller's `cancelTimeout`.
-   */
-  private cancelUntilDone(statement: Statement, done: Effect.Effect<void>): Effect.Effect<boolean> {
-    const target = this.cancelTarget()
-    const timeout = this.options.cancelTimeout
-    const retryAfter = Duration.millis(Math.min(100, Duration.toMillis(timeout) / 4))
-    const waitDone = Effect.timeoutOption(done, retryAfter)
-    const loop: Effect.Effect<boolean> = Effect.flatMap(sendCancelRequest(target, timeout), (sent) => {
-      if (!sent) return Effect.succeed(false)
-      if (statement.done) return Effect.succeed(true)
-      return Effect.flatMap(waitDone, (finished) => Option.isSome(finished) ? Effect.succeed(true) : loop)
-    })
-    return loop
-  }
-
-  private cancelTarget() {
-    return {
-      host: this.options.host,
-      port: this.options.port,
-      ssl: this.options.ssl,
-      processId: this.processId,
-      secretKey: this.secretKey
     }
   }
 
-  // ---- statements ----
-
-  private run(
-    kind: 0 | 1,
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    options: PgConnection.QueryOptions | undefined,
-    abortOnInterrupt: boolean
-  ): Effect.Effect<any, PgQueryError | PgConnectionLost | PgQueryTimeout> {
-    return Effect.async<any, PgQueryError | PgConnectionLost | PgQueryTimeout>((resume) => {
-      if (!this.alive) return resume(Effect.fail(this.lostError()))
-      if (this.statement !== undefined) return resume(Effect.die(busyDefect(this.id)))
-      const statement = new Statement(kind, resume)
-      statement.abortOnInterrupt = abortOnInterrupt
-      this.statement = statement
-      Connect.setSocketRef(this.client, true)
-      this.armDeadline()
-      if (options === undefined || (options.name === undefined && options.rowMode !== "array")) {
-        // The common case, without a config object for pg to clone.
-        this.client.query(sql, params as Array<unknown>, this.onQueryCallback)
-      } else {
-        this.client.query(
-          {
-            text: sql,
-            values: params as Array<unknown>,
-            rowMode: options.rowMode === "array" ? "array" : undefined,
-            name: options.name
-          } as pg.QueryConfig,
-          this.onQueryCallback
-        )
-      }
-      // The canceller captures this statement, so an interrupt can only ever cancel it.
-      return Effect.suspend(() => {
-        statement.resume = undefined
-        return Effect.asVoid(this.stopStatement(statement))
-      })
-    })
-  }
-
-  readonly query = (
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    options?: PgConnection.QueryOptions
-  ): Effect.Effect<PgConnection.QueryResult, PgQueryError | PgConnectionLost | PgQueryTimeout> =>
-    this.run(QUERY, sql, params, options, false)
-
-  readonly queryRaw = (
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    options?: PgConnection.QueryOptions
-  ): Effect.Effect<ReadonlyArray<PgConnection.RawQueryResult>, PgQueryError | PgConnectionLost | PgQueryTimeout> =>
-    this.run(RAW, sql, params, options, false)
-
-  readonly cancel: Effect.Effect<"confirmed" | "unconfirmed"> = Effect.suspend(() => {
-    const statement = this.statement
-    return statement === undefined ? Effect.succeed("confirmed" as const) : this.stopStatement(statement)
-  })
-
-  readonly rollbackIfDirty: Effect.Effect<boolean> = Effect.suspend(() => {
-    const statement = this.statement
-    const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
-    return Effect.flatMap(stopped, () => {
-      if (!this.alive) return Effect.succeed(false)
-      if (this.transactionStatus === "idle") return Effect.succeed(true)
-      return this.run(QUERY, "ROLLBACK", [], undefined, true).pipe(
-        Effect.timeoutOption(this.options.cancelTimeout),
-        Effect.exit,
-        Effect.map((exit) => {
-          if (Exit.isSuccess(exit) && Option.isSome(exit.value) && this.alive && this.transactionStatus === "idle") {
-            return true
-          }
-          this.markDead("CancelUnconfirmed", undefined, Exit.isFailure(exit) ? exit.cause : undefined)
-          return false
-        })
-      )
-    })
-  })
-
-  readonly cursor = (
-    sql: string,
-    params: ReadonlyArray<unknown>,
-    options: PgConnection.CursorOptions
-  ): Stream.Stream<PgConnection.Row, PgQueryError | PgConnectionLost> => Cursors.stream(this, sql, params, options)
-
-  // ---- notifications ----
-
-  readonly onNotification = (listener: (notification: PgConnection.Notification) => void): () => void => {
-    if (this.listeners === undefined) {
-      this.listeners = new Set()
-      this.client.on("notification", this.onNotificationMessage)
-    }
-    const listeners = this.listeners
-    const entry = (notification: PgConnection.Notification) => listener(notification)
-    listeners.add(entry)
-    return () => {
-      listeners.delete(entry)
-    }
+  /** Runs `effect` on the connection's supervised fibers (ended with the connection). */
+  report(effect: Effect.Effect<void>): void {
+    this.runFork?.(effect)
   }
 
   // ---- close ----
 
-  private endClient(): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
-      this.closing = true
-      Connect.setSocketRef(this.client, true)
-      this.client.end(() => resume(Effect.void))
-    })
-  }
-
-  /**
-   * The scope's finalizer: bounded at every step, never fails. Under a running statement
-   * (a pool force-releasing a busy connection) the close goes on in the background — cancel
-   * confirmed or the socket destroyed within `cancelTimeout`, then Terminate within
-   * `closeTimeout` — so that closing N busy connections waits on none of them.
-   */
-  readonly close: Effect.Effect<void> = Effect.suspend(() => {
-    const statement = this.statement
-    if (statement !== undefined && this.alive && statement.cursor === undefined) {
-      Effect.runFork(this.closeNow)
-      return Effect.void
-    }
-    return this.closeNow
+  /** The scope's finalizer: the wire close, bounded at every step (cancel, Terminate, socket). */
+  readonly close: Effect.Effect<void> = Effect.async<void>((resume) => {
+    this.wire.close(() => resume(Effect.void))
   })
-
-  private readonly closeNow: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.deadline !== undefined) clearTimeout(this.deadline)
-    const statement = this.statement
-    const stopped = statement === undefined ? Effect.void : this.stopStatement(statement)
-    return Effect.flatMap(stopped, () => {
-      if (!this.alive) {
-        this.closing = true
-        Connect.destroySocket(this.client)
-        this.notifyClosed()
-        return Effect.void
-      }
-      return Effect.timeoutOption(this.endClient(), this.options.closeTimeout).pipe(
-        Effect.flatMap((ended) => {
-          this.alive = false
-          Connect.destroySocket(this.client)
-          this.notifyClosed()
-          return Option.isSome(ended) ? Effect.void : Effect.logWarning(
-            `PgConnection #${this.id} (backend pid ${this.processId}): no close within ${
-              Duration.format(this.options.closeTimeout)
-            }, socket destroyed`
-          )
-        })
-      )
-    })
-  }).pipe(
-    Effect.catchAllCause((cause) =>
-      Effect.sync(() => Connect.destroySocket(this.client)).pipe(
-        Effect.zipRight(Effect.logWarning(`PgConnection #${this.id}: close failed, socket destroyed`, cause))
-      )
-    )
-  )
 }
 
 /** @internal */
@@ -487,18 +319,37 @@ export const make = (
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const resolved = yield* Effect.try({ try: () => Connect.resolve(options), catch: (e) => e }).pipe(Effect.orDie)
-      const connection = new PgConnectionImpl(resolved)
-      connection.client = Connect.makeClient(resolved, connection.onClientError, connection.onClientEnd)
-      yield* restore(Connect.connect(connection.client, resolved))
-      const keys = connection.client as unknown as ClientInternals
-      connection.processId = keys.processID ?? 0
-      connection.secretKey = keys.secretKey ?? 0
-      // pg's own listeners were attached by connect, so this one runs after them: when it
-      // runs, pg has handed the result to the query's callback and updated the status.
-      connection.client.connection.on("readyForQuery", connection.onReadyForQuery)
-      Connect.setSocketRef(connection.client, false)
-      const scope = yield* Effect.scope
-      yield* Scope.addFinalizer(scope, connection.close)
-      return connection as PgConnection.PgConnection
+      // The hooks reach the connection once it exists (nothing arrives before the connect ends).
+      const ref: { current?: PgConnectionImpl } = {}
+      const wire = yield* restore(Connect.connect(resolved, {
+        onNotification: (channel, payload, processId) => ref.current?.dispatch(channel, payload, processId),
+        onNotice: (notice) => ref.current?.report(logNotices(wire.id, [notice])),
+        onListenerError: (error) =>
+          ref.current?.report(Effect.logError(`PgConnection #${wire.id}: a listener threw`, Cause.die(error))),
+        onDead: (lost) => ref.current?.died(lost)
+      }))
+      const conn = new PgConnectionImpl(wire, resolved)
+      ref.current = conn
+      // Finalizers run in reverse: the close runs first, then the FiberSet ends its fibers.
+      const fibers = yield* FiberSet.make()
+      conn.runFork = yield* FiberSet.runtime(fibers)<never>()
+      yield* Effect.addFinalizer(() => conn.close)
+      if (resolved.onConnect.length > 0) {
+        yield* restore(
+          Effect.forEach(resolved.onConnect, (sql) => conn.query(sql, []), { discard: true }).pipe(
+            Effect.mapError((error) => Connect.connectError(resolved, "Protocol", error)),
+            Effect.timeoutFail({
+              duration: resolved.connectTimeout,
+              onTimeout: () => Connect.connectError(resolved, "Timeout")
+            })
+          )
+        )
+        wire.sessionChanges = 0
+        wire.statementsRun = 0
+      }
+      return conn as PgConnection.PgConnection
     })
   )
+
+/** @internal */
+export { toQueryError }

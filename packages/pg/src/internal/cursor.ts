@@ -1,30 +1,22 @@
 /**
- * A pg-cursor portal as a Stream owned by its scope: opened on acquire, fetched a chunk per
- * pull, closed (and cancelled on the server if a fetch is running) when the scope ends.
+ * A portal as a Stream owned by its scope: opened on acquire (Parse/Bind/Execute with a row
+ * limit), fetched a chunk per pull (Execute n + Flush), closed when the scope ends (Close +
+ * Sync; a fetch still running is cancelled on the server first, exactly as a statement is).
  *
  * @internal
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type pg from "pg"
-import Cursor from "pg-cursor"
 import type * as PgConnection from "../PgConnection.js"
-import type { PgConnectionLost, PgConnectionLostReason, PgQueryError } from "../PgError.js"
-import * as Connect from "./connect.js"
-import { isFatal, isFatalSeverity } from "./sqlstate.js"
-import { busyDefect, CURSOR, isDatabaseError, Statement, toQueryError } from "./statement.js"
+import type { PgConnectionLost, PgQueryError } from "../PgError.js"
+import { toStatementError } from "./statement.js"
+import type { Request, WireConnection } from "./wire/connection.js"
 
 /** What a cursor needs from its connection. @internal */
 export interface Host {
   readonly id: number
-  readonly alive: boolean
-  readonly client: pg.Client
-  statement: Statement | undefined
-  lost: PgConnectionLost | undefined
-  lostError(): PgConnectionLost
-  markDead(reason: PgConnectionLostReason, code: string | undefined, cause: unknown): void
-  stopStatement(statement: Statement): Effect.Effect<"confirmed" | "unconfirmed">
+  readonly wire: WireConnection
 }
 
 const endOfStream = Effect.fail(Option.none())
@@ -34,38 +26,44 @@ const open = (
   sql: string,
   params: ReadonlyArray<unknown>,
   options: PgConnection.CursorOptions
-): Effect.Effect<Statement, PgConnectionLost> =>
+): Effect.Effect<{ readonly request: Request; ended: boolean }, PgQueryError | PgConnectionLost> =>
   Effect.suspend(() => {
-    if (!host.alive) return Effect.fail(host.lostError())
-    if (host.statement !== undefined) return Effect.die(busyDefect(host.id))
-    const statement = new Statement(CURSOR, undefined)
-    const cursor = new Cursor(sql, params as Array<unknown>, options.rowMode === "array" ? { rowMode: "array" } : {})
-    statement.cursor = cursor
-    host.statement = statement
-    // In flight, the socket keeps the process alive; the connection unrefs it when idle again.
-    Connect.setSocketRef(host.client, true)
-    host.client.query(cursor)
-    return Effect.succeed(statement)
+    let failure: PgQueryError | PgConnectionLost | undefined
+    const request = host.wire.openPortal(
+      sql,
+      params,
+      options.rowMode === "array",
+      options.chunkSize,
+      undefined,
+      (e) => {
+        if (e !== undefined && request === undefined) {
+          failure = toStatementError(e, host.id, host.wire.processId) as never
+        }
+      }
+    )
+    if (failure !== undefined) {
+      return Effect.fail(failure)
+    }
+    return Effect.succeed({ request, ended: false })
   })
 
-const readChunk = (host: Host, statement: Statement, chunkSize: number) =>
+const readChunk = (host: Host, cursor: { readonly request: Request; ended: boolean }) =>
   Effect.async<ReadonlyArray<PgConnection.Row>, Option.Option<PgQueryError | PgConnectionLost>>((resume) => {
-    if (!host.alive) return resume(Effect.fail(Option.some(host.lostError())))
-    statement.fetching = true
-    statement.cursor!.read(chunkSize, (error, rows) => {
-      statement.fetching = false
-      if (error) {
-        if (isDatabaseError(error) && (isFatal(error.code) || isFatalSeverity(error.severity))) {
-          host.markDead("Terminated", error.code, error)
-        }
-        resume(Effect.fail(Option.some(host.lost ?? toQueryError(error))))
-      } else if (rows.length === 0) {
-        resume(endOfStream)
-      } else {
-        resume(Effect.succeed(rows))
+    if (cursor.ended) return resume(endOfStream)
+    host.wire.fetchPortal(cursor.request, (error, rows, done) => {
+      if (error !== undefined) {
+        cursor.ended = true
+        return resume(Effect.fail(Option.some(toStatementError(error, host.id, host.wire.processId) as never)))
       }
+      if (done) cursor.ended = true
+      resume(rows.length === 0 ? endOfStream : Effect.succeed(rows))
     })
-    // No canceller: an interrupted fetch is ended by the scope's release (stopStatement).
+    // No canceller: an interrupted fetch is ended by the scope's release (the portal's close).
+  })
+
+const close = (host: Host, cursor: { readonly request: Request }) =>
+  Effect.async<void>((resume) => {
+    host.wire.closePortal(cursor.request, () => resume(Effect.void))
   })
 
 /** @internal */
@@ -82,11 +80,8 @@ export const stream = (
   }
   return Stream.unwrapScoped(
     Effect.map(
-      Effect.acquireRelease(
-        open(host, sql, params, options),
-        (statement) => Effect.asVoid(host.stopStatement(statement))
-      ),
-      (statement) => Stream.flattenIterables(Stream.repeatEffectOption(readChunk(host, statement, options.chunkSize)))
+      Effect.acquireRelease(open(host, sql, params, options), (cursor) => close(host, cursor)),
+      (cursor) => Stream.flattenIterables(Stream.repeatEffectOption(readChunk(host, cursor)))
     )
   )
 }

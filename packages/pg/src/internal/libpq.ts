@@ -22,6 +22,8 @@ export interface Settings {
   readonly ssl?: boolean | Tls.ConnectionOptions
   /** The `sslmode` (or pg's `ssl=`) as written, for messages. */
   readonly sslSetting?: string
+  /** libpq's `sslmode`, when one was given (pg's `no-verify` is carried by `ssl` alone). */
+  readonly sslmode?: "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full"
   readonly applicationName?: string
   readonly fallbackApplicationName?: string
   readonly connectTimeout?: Duration.Duration
@@ -199,6 +201,8 @@ export const settingsOf = (parsed: Parsed): Result => {
   if (ssl._tag === "Error") return fail(ssl.param, ssl.expected, params.get(ssl.param))
   if (ssl.ssl !== undefined) settings.ssl = ssl.ssl
   if (ssl.setting !== undefined) settings.sslSetting = ssl.setting
+  const mode = params.get("sslmode")
+  if (mode !== undefined && mode !== "no-verify") settings.sslmode = mode as NonNullable<Settings["sslmode"]>
   return { _tag: "Ok", value: settings }
 }
 
@@ -215,8 +219,9 @@ const readFile = (path: string): Buffer | string => {
 }
 
 /**
- * libpq's TLS rules: `sslmode` (`disable`, `allow` and `prefer` connect without TLS — there is no
- * fall-back — `require` encrypts without checking the certificate unless `sslrootcert` is given,
+ * libpq's TLS rules: `sslmode` (`disable` connects without TLS; `allow` tries without TLS first,
+ * `prefer` with TLS first, each falling back to the other — the wire client does that, from
+ * `Settings.sslmode` — `require` encrypts without checking the certificate unless `sslrootcert` is given,
  * `verify-ca` checks the chain, `verify-full` also the host name), plus pg's `ssl=true|false`
  * and `sslmode=no-verify`; `sslrootcert` (a file, or `system` for the system's authorities),
  * `sslcert` and `sslkey` (a client certificate).

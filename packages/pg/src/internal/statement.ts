@@ -1,60 +1,20 @@
 /**
- * One statement on the wire, and the conversions of its outcome. Shared by the connection
- * and its cursors.
+ * The outcome of a wire statement as this package's values and errors: a server error becomes
+ * a `PgQueryError` (its SQLSTATE and fields kept), a lost connection a `PgConnectionLost`, a
+ * client-side timeout a `PgQueryTimeout`; results keep pg's shape.
  *
  * @internal
  */
-import type * as Deferred from "effect/Deferred"
-import type * as Effect from "effect/Effect"
-import pg from "pg"
-import type Cursor from "pg-cursor"
 import type * as PgConnection from "../PgConnection.js"
-import { type PgConnectionLost, PgQueryError, type PgQueryTimeout } from "../PgError.js"
+import { PgConnectionLost, PgQueryError, PgQueryTimeout } from "../PgError.js"
+import * as Wire from "./wire/errors.js"
 
 /** @internal */
-export type Resume = (effect: Effect.Effect<any, PgQueryError | PgConnectionLost | PgQueryTimeout>) => void
+export type StatementError = PgQueryError | PgConnectionLost | PgQueryTimeout
 
 /** @internal */
-export const QUERY = 0
-/** @internal */
-export const RAW = 1
-/** @internal */
-export const CURSOR = 2
-
-/**
- * One statement (or one open cursor) on the wire. Its identity is what a cancel targets: a
- * cancel is only sent while this object is the connection's `statement` and not `done`.
- */
-/** @internal */
-export class Statement {
-  done = false
-  called = false
-  error: unknown = undefined
-  result: unknown = undefined
-  waiters: Deferred.Deferred<void> | undefined = undefined
-  /** Abort (destroy) instead of cancelling on interrupt: used by `rollbackIfDirty`. */
-  abortOnInterrupt = false
-  cursor: Cursor | undefined = undefined
-  /** A cursor fetch (Execute) is in flight: pg-cursor's own state says "idle" too early. */
-  fetching = false
-  /** Set when `queryTimeout` fired for this statement. */
-  timedOut = false
-  constructor(readonly kind: 0 | 1 | 2, public resume: Resume | undefined) {}
-}
-
-/** @internal */
-export const busyDefect = (id: number) =>
-  new Error(
-    `PgConnection #${id} is busy: a statement is already in flight. A connection runs one statement at a time; ` +
-      "serialise the calls (a pool lease or a transaction does) instead of sharing the connection between fibers"
-  )
-
-/** @internal */
-export const isDatabaseError = (u: unknown): u is pg.DatabaseError => u instanceof pg.DatabaseError
-
-/** @internal */
-export const toQueryError = (error: unknown): PgQueryError => {
-  if (isDatabaseError(error)) {
+export const toQueryError = (error: Wire.ServerError | Wire.ClientError | Error): PgQueryError => {
+  if (error instanceof Wire.ServerError) {
     return new PgQueryError({
       code: error.code,
       serverMessage: error.message,
@@ -71,17 +31,37 @@ export const toQueryError = (error: unknown): PgQueryError => {
       cause: error
     })
   }
-  return new PgQueryError({
-    code: undefined,
-    serverMessage: error instanceof Error ? error.message : String(error),
-    cause: error
-  })
+  return new PgQueryError({ code: undefined, serverMessage: error.message, cause: error.cause ?? error })
 }
 
 /** @internal */
-export const lastResult = (result: unknown): PgConnection.QueryResult =>
-  (Array.isArray(result) ? result[result.length - 1] : result) as PgConnection.QueryResult
+export const toLost = (error: Wire.ConnectionLost, connectionId: number, processId: number): PgConnectionLost =>
+  new PgConnectionLost({
+    reason: error.reason,
+    connectionId,
+    processId,
+    code: error.code,
+    cause: error.cause
+  })
 
 /** @internal */
-export const allResults = (result: unknown): ReadonlyArray<PgConnection.RawQueryResult> =>
-  (Array.isArray(result) ? result : [result]) as ReadonlyArray<PgConnection.RawQueryResult>
+export const toStatementError = (error: Wire.Outcome, connectionId: number, processId: number): StatementError => {
+  if (error instanceof Wire.ConnectionLost) return toLost(error, connectionId, processId)
+  if (error instanceof Wire.QueryTimeout) return new PgQueryTimeout({ timeoutMillis: error.timeoutMillis })
+  if (error instanceof Wire.NotSent) {
+    // Cancelled before it was written: it never ran, as a statement the server cancelled.
+    return new PgQueryError({ code: "57014", serverMessage: "the statement was cancelled before it was sent" })
+  }
+  return toQueryError(error)
+}
+
+const empty: PgConnection.RawQueryResult = { rows: [], rowCount: null, command: "", fields: [] }
+
+/** The last statement's result of a (multi-statement) query. @internal */
+export const lastResult = (results: ReadonlyArray<PgConnection.RawQueryResult>): PgConnection.QueryResult =>
+  results.length === 0 ? empty : results[results.length - 1]!
+
+/** @internal */
+export const allResults = (
+  results: ReadonlyArray<PgConnection.RawQueryResult>
+): ReadonlyArray<PgConnection.RawQueryResult> => results.length === 0 ? [empty] : results

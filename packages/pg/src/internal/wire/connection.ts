@@ -1,0 +1,1349 @@
+/**
+ * One PostgreSQL session as an explicit state machine (see README.md in this folder).
+ *
+ * States: `connecting → idle ⇄ busy ⇄ cancelling → closing → dead`. Every change goes through
+ * `transition`, which also settles whatever the new state forbids: entering `closing` or `dead`
+ * fails every statement queued or in flight at once. A statement is accepted only in `idle`,
+ * `busy` and `cancelling`; it is written only in `idle` and `busy`.
+ *
+ * Statements queue in `queue` (not yet written) and `inflight` (written, answered in order; the
+ * first is the head, the one the server runs). Writes are gathered and flushed once per
+ * microtask, one Sync per statement so that an error stays with its statement.
+ *
+ * Cancel is exact:
+ * - a statement cancelled before it was written is dropped, never sent;
+ * - one written but not yet at the head is cancelled when it becomes the head;
+ * - at the head, a CancelRequest goes on a side socket and the connection enters `cancelling`:
+ *   nothing more is written, and the statement is settled only once its ReadyForQuery has been
+ *   read and no cancel signal can still arrive: every side socket whose packet was written has
+ *   been closed by the server, which it does after signalling the backend. A 57014 is no such
+ *   proof: the server signals the backend's pid and then its process group, and the second
+ *   signal can land after the backend reported the first (seen under load: it cancelled the
+ *   next transaction's statement). Past `cancelTimeout`, the connection is destroyed instead;
+ * - a statement that fails with 57014 that nobody asked for, while a cancel of ours may have
+ *   reached it (a late signal), is re-run when it ran outside a transaction block (its
+ *   implicit transaction was rolled back); inside one, it fails and the connection is retired.
+ *
+ * @internal
+ */
+import type { Duplex } from "node:stream"
+import { AuthError, md5Password, Scram } from "./auth.js"
+import { type CancelHandle, sendCancel } from "./cancel.js"
+import {
+  ClientError,
+  ConnectionLost,
+  type LostReason,
+  NotSent,
+  type Outcome,
+  QueryTimeout,
+  ServerError
+} from "./errors.js"
+import {
+  Backend,
+  cstringAt,
+  type Field,
+  PROTOCOL_3_0,
+  PROTOCOL_3_2,
+  Reader,
+  rowDescription,
+  Writer
+} from "./protocol.js"
+import { type Endpoint, open, startsWithTls, TransportError } from "./transport.js"
+import { defaultTypes, serializeAll, type TypeParsers } from "./values.js"
+
+/** @internal */
+export type ConnectionState = "connecting" | "idle" | "busy" | "cancelling" | "closing" | "dead"
+
+/** The session's transaction status as of the last ReadyForQuery. @internal */
+export type TxStatus = 0x49 /* I */ | 0x54 /* T */ | 0x45 /* E */
+
+/** @internal */
+export interface ConnectOptions {
+  readonly endpoint: Endpoint
+  readonly user: string
+  readonly database: string
+  /** Read only when the server asks for a password. */
+  readonly password: (() => string | undefined) | undefined
+  /** Startup parameters beyond user/database/client_encoding (application_name, statement_timeout…). */
+  readonly parameters: ReadonlyArray<readonly [string, string]>
+  readonly protocol: "3.0" | "3.2"
+  readonly connectTimeoutMillis: number
+  readonly cancelTimeoutMillis: number
+  readonly closeTimeoutMillis: number
+  readonly queryTimeoutMillis: number | undefined
+  readonly types: TypeParsers | undefined
+  /** Prepared statements kept per connection (LRU). */
+  readonly statementCacheSize: number
+}
+
+/** A NoticeResponse. @internal */
+export type Notice = ServerError
+
+/** @internal */
+export interface Hooks {
+  /** A NotificationResponse (LISTEN). */
+  onNotification?: ((channel: string, payload: string, processId: number) => void) | undefined
+  /** A notice that arrived while no statement was running (those of a statement go with its result). */
+  onNotice?: ((notice: Notice) => void) | undefined
+  /** A notification listener threw: reported here instead of crashing the socket handler. */
+  onListenerError?: ((error: unknown) => void) | undefined
+  /**
+   * The connection is dead: with why it was lost, or `undefined` when it was closed by `close`.
+   * Called once, after every statement was settled.
+   */
+  onDead?: ((lost: ConnectionLost | undefined) => void) | undefined
+}
+
+/** One statement's result (pg's result shape). @internal */
+export interface Result {
+  command: string
+  rowCount: number | null
+  rows: Array<any>
+  fields: Array<Field>
+}
+
+/** How a statement is sent. @internal */
+export const enum Kind {
+  /** `Q`: one or more statements, no parameters, text results. */
+  Simple,
+  /** Parse/Bind/Describe/Execute/Sync: one statement with parameters, possibly prepared. */
+  Extended,
+  /** Parse/Bind/Describe/Execute(n)/Flush, then fetches: a stream through a portal. */
+  Portal
+}
+
+/** How a statement ends: its outcome, its results, the notices it raised. @internal */
+export type Callback = (error: Outcome | undefined, results: Array<Result>, notices: Array<Notice> | undefined) => void
+
+/** Why a statement is being cancelled. @internal */
+export type CancelReason = "interrupt" | "timeout" | "close" | "abort"
+
+/** Session state a statement changed, from its command tag. @internal */
+export const enum SessionChange {
+  Settings = 1,
+  Listen = 2,
+  Prepared = 4,
+  Cursors = 8,
+  Temp = 16
+}
+
+interface CachedStatement {
+  readonly name: string
+  /** The columns, once the first Describe answered; `undefined` until then. */
+  fields: Array<Field> | undefined
+}
+
+const STALE_PLAN = "0A000"
+const NO_SUCH_STATEMENT = "26000"
+const QUERY_CANCELED = "57014"
+const USER_REQUEST = "canceling statement due to user request"
+const RETRY_CANCEL_MILLIS = 10
+const COMMAND_TAG = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/
+const MAX_RERUNS = 3
+
+/**
+ * One statement: its text and values, its state on the wire, its results. Its identity is what
+ * a cancel targets.
+ *
+ * @internal
+ */
+export class Request {
+  state: "queued" | "written" | "done" = "queued"
+  /** Set once a cancel was asked for; the first reason wins. */
+  cancelReason: CancelReason | undefined = undefined
+  /** A cancel signal of ours may have reached it (it was in flight when one was sent). */
+  exposed = false
+  reruns = 0
+  /** A CancelRequest was sent for it. */
+  signalled = false
+  /** Once done: whether it had been written (so ran, or was cancelled, on the server) or was dropped unsent. */
+  endedOnServer = false
+  /** The transaction status the statement started in (as of the ReadyForQuery before it). */
+  startedIn: TxStatus = 0x49
+  /** When it became the head (performance.now()), for the pool's slow-head rule. */
+  headSince = 0
+  deadline = 0
+  writtenAt = 0
+  results: Array<Result> = []
+  current: Result | undefined = undefined
+  parsers: Array<(text: string) => any> | undefined = undefined
+  names: Array<string> | undefined = undefined
+  error: ServerError | undefined = undefined
+  notices: Array<Notice> | undefined = undefined
+  /** Extended: the cached statement used, and whether this run parses it. */
+  statement: CachedStatement | undefined = undefined
+  parses = false
+  /** Portal: the pending fetch, and whether the portal is suspended (waiting for us) or done. */
+  fetch: ((error: Outcome | undefined, rows: Array<any>, done: boolean) => void) | undefined = undefined
+  fetching = false
+  exhausted = false
+  closingPortal = false
+
+  constructor(
+    readonly kind: Kind,
+    readonly sql: string,
+    readonly values: Array<string | Buffer | null> | undefined,
+    readonly arrayMode: boolean,
+    readonly prepare: boolean,
+    readonly chunkSize: number,
+    public callback: Callback | undefined,
+    /** Opaque to this layer: the Effect layer's context for the statement (its span). */
+    readonly context: unknown
+  ) {}
+}
+
+/** An episode of cancelling: from the first CancelRequest until no signal can still arrive. */
+interface Cancelling {
+  readonly handles: Array<CancelHandle>
+  /** Statements done but held until the episode ends. */
+  readonly held: Array<Request>
+  deadline: ReturnType<typeof setTimeout> | undefined
+  retry: ReturnType<typeof setTimeout> | undefined
+}
+
+let serial = 0
+
+/** @internal */
+export class WireConnection {
+  readonly id = ++serial
+  state: ConnectionState = "connecting"
+  txStatus: TxStatus = 0x49
+  processId = 0
+  secretKey: Uint8Array = new Uint8Array(0)
+  /** ParameterStatus values (server_version, TimeZone, …). */
+  readonly parameters = new Map<string, string>()
+  /** What statements changed in the session since the last `clearSessionChanges`. */
+  sessionChanges = 0
+  /** Statements completed since the last `clearSessionChanges`. */
+  statementsRun = 0
+  /** Set when a late cancel hit a statement inside a transaction: the pool must retire it. */
+  retired = false
+  /** Why the connection ended, once it has. */
+  lost: ConnectionLost | undefined = undefined
+  tls = false
+  protocolMinor = 0
+
+  private stream: Duplex | undefined = undefined
+  private readonly writer = new Writer()
+  private readonly reader = new Reader((type, buf, start, end) => this.onMessage(type, buf, start, end))
+  private readonly queue: Array<Request> = []
+  private readonly inflight: Array<Request> = []
+  private flushScheduled = false
+  private portalOpen = false
+  private cancelling: Cancelling | undefined = undefined
+  private cancelWrittenAt = -Infinity
+  private timer: ReturnType<typeof setTimeout> | undefined = undefined
+  private timerDue = 0
+  private readonly statements = new Map<string, CachedStatement>()
+  private statementSerial = 0
+  private readonly closes: Array<string> = []
+  private readonly closeWaiters: Array<() => void> = []
+  private closeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly types: TypeParsers
+  // startup
+  private connectCallback: ((error: Error | undefined) => void) | undefined = undefined
+  private scram: Scram | undefined = undefined
+  private abortOpen: (() => void) | undefined = undefined
+
+  constructor(readonly options: ConnectOptions, readonly hooks: Hooks = {}) {
+    this.types = options.types ?? defaultTypes
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // State
+
+  /**
+   * The one place the state changes. Entering `closing` or `dead` fails every statement that
+   * is queued or in flight (with `lost`), so no caller is left waiting.
+   */
+  private transition(next: ConnectionState): void {
+    const previous = this.state
+    if (previous === next || previous === "dead") return
+    this.state = next
+    const stream = this.stream as { ref?: () => void; unref?: () => void } | undefined
+    if (next === "idle") {
+      // Idle, the socket must not keep an otherwise finished process alive.
+      stream?.unref?.()
+    } else if (previous === "idle" || previous === "connecting") {
+      stream?.ref?.()
+    }
+    if (next === "closing" || next === "dead") {
+      const lost = this.lost ?? new ConnectionLost("Closed", undefined, undefined)
+      this.lost = lost
+      this.clearTimer()
+      for (const request of this.queue.splice(0)) this.settle(request, lost)
+      for (const request of this.inflight) this.settle(request, lost)
+      if (this.cancelling !== undefined) {
+        for (const request of this.cancelling.held.splice(0)) this.settle(request, lost)
+      }
+    }
+    if (next === "dead") {
+      this.inflight.length = 0
+      this.wakeIdle()
+      this.endCancelling(true)
+      this.stream?.destroy()
+      if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+      for (const waiter of this.closeWaiters.splice(0)) waiter()
+      const callback = this.connectCallback
+      if (callback !== undefined) {
+        this.connectCallback = undefined
+        callback(lostCause(lost(this)))
+      }
+      this.hooks.onDead?.(previous === "closing" ? undefined : this.lost)
+    }
+  }
+
+  /** idle or busy, from what is queued and in flight. */
+  private settleActivity(): void {
+    if (this.state !== "idle" && this.state !== "busy") return
+    this.transition(this.queue.length === 0 && this.inflight.length === 0 ? "idle" : "busy")
+  }
+
+  /** The connection is gone: the socket is destroyed and every statement fails with `reason`. */
+  lose(reason: LostReason, code: string | undefined, cause: unknown): void {
+    if (this.state === "dead") return
+    if (this.lost === undefined || this.state !== "closing") this.lost = new ConnectionLost(reason, code, cause)
+    this.transition("dead")
+  }
+
+  get busy(): boolean {
+    return this.queue.length > 0 || this.inflight.length > 0 || this.cancelling !== undefined
+  }
+
+  /** Statements queued or in flight. */
+  get depth(): number {
+    return this.queue.length + this.inflight.length
+  }
+
+  /** How long the head statement has been running (ms), 0 when none. */
+  get headRunningMillis(): number {
+    const head = this.inflight[0]
+    return head === undefined ? 0 : performance.now() - head.headSince
+  }
+
+  get usable(): boolean {
+    return (this.state === "idle" || this.state === "busy" || this.state === "cancelling") && !this.retired
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Connect
+
+  /** Opens the session (transport, TLS per sslmode, startup, authentication), bounded by connectTimeout. */
+  connect(callback: (error: Error | undefined) => void): void {
+    this.connectCallback = callback
+    const mode = this.options.endpoint.sslmode
+    // libpq: prefer tries TLS first and falls back without it; allow does the reverse.
+    const attempts = mode === "prefer" ? [true, false] : mode === "allow" ? [false, true] : [startsWithTls(mode)]
+    const deadline = setTimeout(() => {
+      this.abortOpen?.()
+      this.lose("Closed", "ETIMEDOUT", new TransportError("connect timeout expired", "ETIMEDOUT"))
+    }, this.options.connectTimeoutMillis)
+    deadline.unref?.()
+    const done = (error: Error | undefined) => {
+      clearTimeout(deadline)
+      callback(error)
+    }
+    this.connectCallback = done
+    const attempt = (i: number) => {
+      this.abortOpen = open(this.options.endpoint, attempts[i]!, false, (error, opened) => {
+        this.abortOpen = undefined
+        if (this.state !== "connecting") return
+        if (error !== undefined || opened === undefined) {
+          const tlsFailed = error?.code !== undefined && /TLS|SSL|CERT/i.test(error.code)
+          if (i + 1 < attempts.length && (mode !== "prefer" || tlsFailed)) return attempt(i + 1)
+          this.connectCallback = undefined
+          this.lose("Closed", error?.code, error)
+          return done(error)
+        }
+        this.tls = opened.tls
+        this.attach(opened.stream)
+        this.onStartupFailed = i + 1 < attempts.length && mode === "allow" ? () => attempt(i + 1) : undefined
+        this.startup()
+      })
+    }
+    attempt(0)
+  }
+
+  /** `allow`: a server that rejects the plain session is tried again with TLS. */
+  private onStartupFailed: (() => void) | undefined = undefined
+
+  private attach(stream: Duplex): void {
+    this.stream = stream
+    stream.on("data", (chunk: Buffer) => this.reader.feed(chunk))
+    stream.on("error", (error: Error & { code?: string }) => this.onStreamEnd(error))
+    stream.on("close", () => this.onStreamEnd(undefined))
+    stream.resume()
+  }
+
+  private onStreamEnd(error: (Error & { code?: string }) | undefined): void {
+    if (this.state === "dead") return
+    if (this.state === "closing") {
+      // The close we asked for (Terminate, end): done.
+      return this.transition("dead")
+    }
+    this.lose("Closed", error?.code, error)
+  }
+
+  private startup(): void {
+    const parameters: Array<readonly [string, string]> = [
+      ["user", this.options.user],
+      ["database", this.options.database],
+      ["client_encoding", "UTF8"],
+      ...this.options.parameters
+    ]
+    this.writer.startup(this.options.protocol === "3.2" ? PROTOCOL_3_2 : PROTOCOL_3_0, parameters)
+    this.write()
+  }
+
+  private write(): void {
+    const out = this.writer.take()
+    if (out !== undefined && this.stream !== undefined && !this.stream.destroyed) this.stream.write(out)
+  }
+
+  private onAuthentication(buf: Buffer, start: number, end: number): void {
+    const code = buf.readInt32BE(start)
+    const password = () => {
+      const value = this.options.password?.()
+      if (value === undefined) {
+        this.failStartup(new AuthError("the server asked for a password, but none was given"))
+        return undefined
+      }
+      return value
+    }
+    switch (code) {
+      case 0: // AuthenticationOk
+        return
+      case 3: { // cleartext
+        const pw = password()
+        if (pw === undefined) return
+        this.writer.password(pw)
+        return this.write()
+      }
+      case 5: { // MD5, with a 4-byte salt
+        const pw = password()
+        if (pw === undefined) return
+        this.writer.password(md5Password(this.options.user, pw, buf.subarray(start + 4, start + 8)))
+        return this.write()
+      }
+      case 10: { // SASL: the mechanisms, NUL-terminated, then an empty string
+        const mechanisms: Array<string> = []
+        let at = start + 4
+        while (at < end && buf[at] !== 0) {
+          const [name, next] = cstringAt(buf, at)
+          mechanisms.push(name)
+          at = next
+        }
+        if (!mechanisms.includes("SCRAM-SHA-256")) {
+          return this.failStartup(
+            new AuthError(`the server offers only SASL mechanisms ${mechanisms.join(", ")}; SCRAM-SHA-256 is supported`)
+          )
+        }
+        const pw = password()
+        if (pw === undefined) return
+        this.scram = new Scram(pw)
+        this.writer.saslInitial("SCRAM-SHA-256", this.scram.initial())
+        return this.write()
+      }
+      case 11: { // SASLContinue
+        const scram = this.scram
+        if (scram === undefined) return this.failStartup(new AuthError("unexpected SASLContinue"))
+        const data = Buffer.from(buf.subarray(start + 4, end))
+        return scram.continue(data, (error, final) => {
+          if (this.state !== "connecting") return
+          if (error !== undefined) return this.failStartup(error)
+          this.writer.saslResponse(final!)
+          this.write()
+        })
+      }
+      case 12: { // SASLFinal
+        const scram = this.scram
+        this.scram = undefined
+        const error = scram === undefined
+          ? new AuthError("unexpected SASLFinal")
+          : scram.final(buf.subarray(start + 4, end))
+        if (error !== undefined) this.failStartup(error)
+        return
+      }
+      default:
+        return this.failStartup(
+          new AuthError(`the server asks for an authentication method that is not supported (code ${code})`)
+        )
+    }
+  }
+
+  private failStartup(error: Error): void {
+    const callback = this.connectCallback
+    this.connectCallback = undefined
+    this.lost = new ConnectionLost("Closed", undefined, error)
+    this.transition("dead")
+    callback?.(error)
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Messages
+
+  private onMessage(type: number, buf: Buffer, start: number, end: number): void {
+    switch (type) {
+      case Backend.DataRow:
+        return this.onDataRow(buf, start)
+      case Backend.ReadyForQuery:
+        return this.onReadyForQuery(buf[start] as TxStatus)
+      case Backend.CommandComplete:
+        return this.onCommandComplete(buf, start, end)
+      case Backend.RowDescription:
+        return this.onRowDescription(rowDescription(buf, start))
+      case Backend.ParseComplete:
+      case Backend.BindComplete:
+      case Backend.CloseComplete:
+      case Backend.ParameterDescription:
+        return
+      case Backend.NoData: {
+        const head = this.inflight[0]
+        if (head?.statement !== undefined && head.parses) head.statement.fields = []
+        return
+      }
+      case Backend.PortalSuspended:
+        return this.onPortalSuspended()
+      case Backend.EmptyQueryResponse:
+        return this.onEmptyQuery()
+      case Backend.ErrorResponse:
+        return this.onError(ServerError.fromMessage(buf, start, end))
+      case Backend.NoticeResponse:
+        return this.onNotice(ServerError.fromMessage(buf, start, end))
+      case Backend.NotificationResponse:
+        return this.onNotification(buf, start)
+      case Backend.ParameterStatus: {
+        const [name, next] = cstringAt(buf, start)
+        const [value] = cstringAt(buf, next)
+        this.parameters.set(name, value)
+        return
+      }
+      case Backend.BackendKeyData:
+        this.processId = buf.readInt32BE(start)
+        // Any length: 4 bytes in protocol 3.0, up to 256 in 3.2.
+        this.secretKey = Uint8Array.prototype.slice.call(buf, start + 4, end)
+        return
+      case Backend.Authentication:
+        return this.onAuthentication(buf, start, end)
+      case Backend.NegotiateProtocolVersion:
+        // The server speaks an older minor version (3.0): carry on with it.
+        this.protocolMinor = buf.readInt32BE(start) & 0xffff
+        return
+      case Backend.CopyInResponse:
+      case Backend.CopyOutResponse:
+        return this.lose("Closed", "0A000", new ClientError("COPY is not supported on this connection"))
+      default:
+        return
+    }
+  }
+
+  private onRowDescription(fields: Array<Field>): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    if (head.statement !== undefined && head.parses) head.statement.fields = fields
+    this.beginResult(head, fields)
+  }
+
+  private beginResult(head: Request, fields: Array<Field>): void {
+    if (head.current !== undefined && head.current.command !== "") {
+      // pg's shape: a new result per statement of a multi-statement query.
+      head.current = undefined
+    }
+    const result: Result = head.current ?? { command: "", rowCount: null, rows: [], fields: [] }
+    if (head.current === undefined) {
+      head.current = result
+      head.results.push(result)
+    }
+    result.fields = fields
+    const parsers = new Array<(text: string) => any>(fields.length)
+    const names = new Array<string>(fields.length)
+    for (let i = 0; i < fields.length; i++) {
+      const field = fields[i]!
+      parsers[i] = this.types.getTypeParser(field.dataTypeID, field.format)
+      names[i] = field.name
+    }
+    head.parsers = parsers
+    head.names = names
+  }
+
+  private onDataRow(buf: Buffer, start: number): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    if (head.current === undefined || head.parsers === undefined) {
+      // A prepared statement run without Describe: its columns are the cached ones.
+      const fields = head.statement?.fields
+      if (fields === undefined) return
+      this.beginResult(head, fields)
+    }
+    const parsers = head.parsers!
+    const count = buf.readInt16BE(start)
+    let at = start + 2
+    if (head.arrayMode) {
+      const row = new Array(count)
+      for (let i = 0; i < count; i++) {
+        const length = buf.readInt32BE(at)
+        at += 4
+        if (length === -1) {
+          row[i] = null
+        } else {
+          row[i] = parsers[i]!(buf.toString("utf8", at, at + length))
+          at += length
+        }
+      }
+      head.current!.rows.push(row)
+    } else {
+      const names = head.names!
+      const row: Record<string, unknown> = {}
+      for (let i = 0; i < count; i++) {
+        const length = buf.readInt32BE(at)
+        at += 4
+        if (length === -1) {
+          row[names[i]!] = null
+        } else {
+          row[names[i]!] = parsers[i]!(buf.toString("utf8", at, at + length))
+          at += length
+        }
+      }
+      head.current!.rows.push(row)
+    }
+  }
+
+  private onCommandComplete(buf: Buffer, start: number, end: number): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    const tag = buf.toString("utf8", start, end - 1)
+    if (head.current === undefined || head.current.command !== "") {
+      if (head.current === undefined && head.statement?.fields !== undefined && head.statement.fields.length > 0) {
+        this.beginResult(head, head.statement.fields)
+      } else {
+        head.current = { command: "", rowCount: null, rows: [], fields: [] }
+        head.results.push(head.current)
+      }
+    }
+    const result = head.current!
+    // pg's reading of the tag: the verb, and its last number ("INSERT 0 5" → 5, "SELECT 3" → 3).
+    const match = COMMAND_TAG.exec(tag)
+    result.command = match?.[1] ?? ""
+    const count = match?.[3] ?? match?.[2]
+    result.rowCount = count === undefined ? null : parseInt(count, 10)
+    this.noteSessionChange(head, tag, result)
+    if (head.kind === Kind.Portal) {
+      head.exhausted = true
+      this.deliverChunk(head, true)
+    }
+  }
+
+  private noteSessionChange(head: Request, tag: string, result: Result): void {
+    switch (result.command) {
+      case "SET":
+        if (head.kind === Kind.Simple || !/^\s*set\s+local\b/i.test(head.sql)) {
+          this.sessionChanges |= SessionChange.Settings
+        }
+        return
+      case "RESET":
+        this.sessionChanges |= SessionChange.Settings
+        return
+      case "LISTEN":
+        this.sessionChanges |= SessionChange.Listen
+        return
+      case "PREPARE":
+        this.sessionChanges |= SessionChange.Prepared
+        return
+      case "DECLARE":
+        this.sessionChanges |= SessionChange.Cursors
+        return
+      case "CREATE":
+        if (/^CREATE (TABLE|VIEW|SEQUENCE)/.test(tag)) this.sessionChanges |= SessionChange.Temp
+        return
+      case "SELECT":
+        // CREATE TABLE AS / SELECT INTO report SELECT n but send no RowDescription.
+        if (result.fields.length === 0 && head.kind !== Kind.Portal && !this.hadRows(head, result)) {
+          this.sessionChanges |= SessionChange.Temp
+        }
+        return
+      case "DISCARD":
+      case "DEALLOCATE":
+        // Our own prepared statements may be gone with them.
+        if (tag === "DISCARD ALL" || tag === "DEALLOCATE ALL") this.forgetStatements()
+        return
+    }
+  }
+
+  private hadRows(head: Request, result: Result): boolean {
+    return result.fields.length > 0 || (head.statement?.fields?.length ?? 0) > 0
+  }
+
+  private onEmptyQuery(): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    if (head.current === undefined || head.current.command !== "") {
+      head.current = { command: "", rowCount: null, rows: [], fields: [] }
+      head.results.push(head.current)
+    }
+    if (head.kind === Kind.Portal) {
+      head.exhausted = true
+      this.deliverChunk(head, true)
+    }
+  }
+
+  private onNotice(notice: Notice): void {
+    const head = this.inflight[0]
+    if (head !== undefined && head.callback !== undefined) {
+      ;(head.notices ??= []).push(notice)
+    } else {
+      this.hooks.onNotice?.(notice)
+    }
+  }
+
+  private onNotification(buf: Buffer, start: number): void {
+    const processId = buf.readInt32BE(start)
+    const [channel, next] = cstringAt(buf, start + 4)
+    const [payload] = cstringAt(buf, next)
+    try {
+      this.hooks.onNotification?.(channel, payload, processId)
+    } catch (error) {
+      // Thrown inside the socket handler it would crash the process: report it instead.
+      this.hooks.onListenerError?.(error)
+    }
+  }
+
+  private onError(error: ServerError): void {
+    if (this.state === "connecting") {
+      const retry = this.onStartupFailed
+      if (retry !== undefined && error.code?.startsWith("28")) {
+        this.onStartupFailed = undefined
+        const stream = this.stream
+        this.stream = undefined
+        stream?.removeAllListeners("close")
+        stream?.removeAllListeners("error")
+        stream?.on("error", () => undefined)
+        stream?.destroy()
+        return retry()
+      }
+      return this.failStartup(error)
+    }
+    const head = this.inflight[0]
+    if (head === undefined || error.fatal) {
+      // Outside a statement (idle_in_transaction_session_timeout, a terminated backend) or
+      // FATAL: the server ends the session.
+      if (head !== undefined) head.error = error
+      return this.lose("Terminated", error.code, error)
+    }
+    head.error ??= error
+    if (head.kind === Kind.Portal) {
+      // The server skips to Sync: send it, and fail the fetch.
+      if (!head.closingPortal) {
+        head.closingPortal = true
+        this.writer.sync()
+        this.write()
+      }
+      this.deliverChunk(head, true)
+    }
+  }
+
+  private onReadyForQuery(status: TxStatus): void {
+    this.txStatus = status
+    if (this.state === "connecting") {
+      this.onStartupFailed = undefined
+      const callback = this.connectCallback
+      this.connectCallback = undefined
+      this.transition("idle")
+      callback?.(undefined)
+      return
+    }
+    const head = this.inflight.shift()
+    if (head !== undefined) {
+      if (head.kind === Kind.Portal) this.portalOpen = false
+      this.complete(head)
+    }
+    const next = this.inflight[0]
+    if (next !== undefined) this.becomeHead(next)
+    if (this.state === "closing" && this.inflight.length === 0) return this.finishClose()
+    if (this.cancelling !== undefined) this.maybeEndCancelling()
+    this.settleActivity()
+    if (this.queue.length > 0) this.scheduleFlush()
+  }
+
+  private becomeHead(request: Request): void {
+    request.headSince = performance.now()
+    request.startedIn = this.txStatus
+    if (request.cancelReason !== undefined || this.state === "closing") this.cancelHead(request)
+  }
+
+  /** A statement's ReadyForQuery: re-run, hold (while a cancel may still arrive), or settle. */
+  private complete(request: Request): void {
+    this.statementsRun++
+    const error = request.error
+    if (error !== undefined && request.kind === Kind.Extended && this.state !== "closing") {
+      if (
+        (error.code === STALE_PLAN || error.code === NO_SUCH_STATEMENT) && request.statement !== undefined &&
+        !request.parses
+      ) {
+        // The plan went stale (a schema change) or the statement is gone (DISCARD/DEALLOCATE).
+        this.evict(request.sql, error.code === STALE_PLAN)
+        if (request.startedIn === 0x49 && request.cancelReason === undefined && request.reruns < MAX_RERUNS) {
+          return this.rerun(request)
+        }
+      } else if (
+        error.code === QUERY_CANCELED && request.cancelReason === undefined && error.message === USER_REQUEST &&
+        (request.exposed || request.writtenAt - this.cancelWrittenAt < this.options.cancelTimeoutMillis)
+      ) {
+        // A late signal of ours, meant for a statement before it.
+        if (request.startedIn === 0x49 && request.reruns < MAX_RERUNS) return this.rerun(request)
+        this.retired = true
+      }
+    }
+    if (
+      request.parses && request.statement !== undefined && error !== undefined && request.statement.fields === undefined
+    ) {
+      // Its Parse failed: the name does not exist on the server.
+      this.evict(request.sql, false)
+    }
+    if (this.cancelling !== undefined && request.cancelReason !== undefined) {
+      this.cancelling.held.push(request)
+      return
+    }
+    this.settle(request, undefined)
+  }
+
+  private rerun(request: Request): void {
+    request.reruns++
+    request.state = "queued"
+    request.results = []
+    request.current = undefined
+    request.parsers = undefined
+    request.names = undefined
+    request.error = undefined
+    request.statement = undefined
+    request.parses = false
+    request.exposed = false
+    this.queue.unshift(request)
+    this.scheduleFlush()
+  }
+
+  /**
+   * Ends a statement: its callback runs once, with the outcome. A statement cancelled for a
+   * timeout that failed with the cancel's 57014 reports the timeout.
+   */
+  private settle(request: Request, lostError: ConnectionLost | undefined): void {
+    if (request.state === "done") return
+    const written = request.state === "written"
+    request.state = "done"
+    request.endedOnServer = written
+    const callback = request.callback
+    request.callback = undefined
+    if (request.kind === Kind.Portal) {
+      const fetch = request.fetch
+      request.fetch = undefined
+      fetch?.(lostError ?? request.error, [], true)
+    }
+    if (callback === undefined) return
+    let outcome: Outcome | undefined = lostError
+    if (outcome !== undefined && request.cancelReason === "timeout") {
+      // Its timeout's cancel was not confirmed and the connection destroyed: it still timed out.
+      outcome = new QueryTimeout(this.options.queryTimeoutMillis ?? 0)
+    } else if (outcome === undefined) {
+      const error = request.error
+      const reason = request.cancelReason
+      if (reason === "timeout" && (written ? error?.code === QUERY_CANCELED : true)) {
+        // Cancelled for its timeout (or dropped before it was sent): the timeout is the outcome.
+        outcome = new QueryTimeout(this.options.queryTimeoutMillis ?? 0)
+      } else if (!written && reason !== undefined) {
+        outcome = new NotSent()
+      } else {
+        // Finished on its own before the cancel took effect: its own outcome.
+        outcome = error
+      }
+    }
+    const results = request.results
+    const notices = request.notices
+    request.results = []
+    request.current = undefined
+    request.notices = undefined
+    callback(outcome, results, notices)
+    if (this.idleWaiters.length > 0 && this.depth === 0) this.wakeIdle()
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Statements
+
+  /**
+   * Queues a statement. `params` undefined sends a simple query (several statements allowed);
+   * otherwise an extended one, prepared (cached per connection) when `prepare` is set. Fails at
+   * once (through the callback) when the connection does not accept statements or a parameter
+   * cannot be serialised.
+   */
+  submit(
+    sql: string,
+    params: ReadonlyArray<unknown> | undefined,
+    arrayMode: boolean,
+    prepare: boolean,
+    context: unknown,
+    callback: Callback
+  ): Request {
+    let values: Array<string | Buffer | null> | undefined
+    if (params !== undefined) {
+      try {
+        values = serializeAll(params)
+      } catch (cause) {
+        const request = new Request(Kind.Extended, sql, undefined, arrayMode, false, 0, undefined, context)
+        request.state = "done"
+        callback(new ClientError(cause instanceof Error ? cause.message : String(cause), cause), [], undefined)
+        return request
+      }
+    }
+    const request = new Request(
+      values === undefined ? Kind.Simple : Kind.Extended,
+      sql,
+      values,
+      arrayMode,
+      prepare,
+      0,
+      callback,
+      context
+    )
+    return this.enqueue(request)
+  }
+
+  /**
+   * Opens a portal for `sql` and fetches its rows `chunkSize` at a time with `fetch`. The
+   * connection is busy until `closePortal` (or the end of the rows and the close) settles it.
+   */
+  openPortal(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    arrayMode: boolean,
+    chunkSize: number,
+    context: unknown,
+    callback: (error: Outcome | undefined) => void
+  ): Request {
+    let values: Array<string | Buffer | null>
+    try {
+      values = serializeAll(params)
+    } catch (cause) {
+      const request = new Request(Kind.Portal, sql, undefined, arrayMode, false, chunkSize, undefined, context)
+      request.state = "done"
+      callback(new ClientError(cause instanceof Error ? cause.message : String(cause), cause))
+      return request
+    }
+    const request = new Request(
+      Kind.Portal,
+      sql,
+      values,
+      arrayMode,
+      false,
+      chunkSize,
+      (error) => callback(error),
+      context
+    )
+    request.fetching = true
+    return this.enqueue(request)
+  }
+
+  /** Fetches the next chunk of an open portal: `done` with the last rows (or none). */
+  fetchPortal(request: Request, callback: (error: Outcome | undefined, rows: Array<any>, done: boolean) => void): void {
+    if (request.state === "done") return callback(request.error ?? this.lost, [], true)
+    if (request.exhausted || request.error !== undefined) return callback(request.error, [], true)
+    request.fetch = callback
+    if (request.fetching) return // the first chunk is on its way (sent with the open)
+    request.fetching = true
+    this.writer.execute("", request.chunkSize)
+    this.writer.flush()
+    this.write()
+  }
+
+  private deliverChunk(request: Request, done: boolean): void {
+    request.fetching = false
+    const fetch = request.fetch
+    if (fetch === undefined) return
+    request.fetch = undefined
+    const rows = request.current?.rows ?? []
+    if (request.current !== undefined) request.current.rows = []
+    fetch(request.error, rows, done || request.error !== undefined)
+  }
+
+  private onPortalSuspended(): void {
+    const head = this.inflight[0]
+    if (head?.kind !== Kind.Portal) return
+    if (head.cancelReason !== undefined && !head.closingPortal) {
+      // Suspended, the backend waits for us: closing the portal is the cancel.
+      this.closePortalNow(head)
+    }
+    this.deliverChunk(head, false)
+  }
+
+  /** Closes a portal: cancels a fetch still running, then Close + Sync; settles on ReadyForQuery. */
+  closePortal(request: Request, callback: () => void): void {
+    if (request.state === "done") return callback()
+    const previous = request.callback
+    request.callback = (error, results, notices) => {
+      previous?.(error, results, notices)
+      callback()
+    }
+    if (request.state === "queued") return this.cancel(request, "interrupt")
+    if (request.cancelReason === undefined) request.cancelReason = "interrupt"
+    if (request.fetching && !request.exhausted && request.error === undefined) {
+      // A fetch is running on the server: cancel it; the error leads to Sync.
+      if (this.inflight[0] === request) this.cancelHead(request)
+      return
+    }
+    this.closePortalNow(request)
+  }
+
+  private closePortalNow(request: Request): void {
+    if (request.closingPortal) return
+    request.closingPortal = true
+    if (!request.exhausted && request.error === undefined) this.writer.close(0x50, "")
+    this.writer.sync()
+    this.write()
+  }
+
+  private enqueue(request: Request): Request {
+    if (this.state !== "idle" && this.state !== "busy" && this.state !== "cancelling") {
+      request.state = "done"
+      const callback = request.callback!
+      request.callback = undefined
+      callback(lost(this), [], undefined)
+      return request
+    }
+    if (this.options.queryTimeoutMillis !== undefined && request.kind !== Kind.Portal) {
+      request.deadline = performance.now() + this.options.queryTimeoutMillis
+    }
+    this.queue.push(request)
+    this.settleActivity()
+    this.scheduleFlush()
+    if (request.deadline !== 0) this.armTimer()
+    return request
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    queueMicrotask(this.flush)
+  }
+
+  /** Writes every queued statement, one Sync each, in one socket write. */
+  private readonly flush = (): void => {
+    this.flushScheduled = false
+    if (this.state !== "idle" && this.state !== "busy") return
+    if (this.queue.length === 0) return
+    // A portal owns the session until its Sync: nothing is written behind it.
+    if (this.portalOpen) return
+    const now = performance.now()
+    for (const name of this.closes.splice(0)) this.writer.close(0x53, name)
+    while (this.queue.length > 0) {
+      const request = this.queue.shift()!
+      this.encode(request)
+      request.state = "written"
+      request.writtenAt = now
+      this.inflight.push(request)
+      if (this.inflight.length === 1) this.becomeHead(request)
+      if (request.kind === Kind.Portal) {
+        this.portalOpen = true
+        break
+      }
+    }
+    this.write()
+  }
+
+  private encode(request: Request): void {
+    const w = this.writer
+    if (request.kind === Kind.Simple) {
+      w.query(request.sql)
+      return
+    }
+    let name = ""
+    if (request.prepare && request.kind === Kind.Extended && this.options.statementCacheSize > 0) {
+      let cached = this.statements.get(request.sql)
+      if (cached === undefined) {
+        cached = { name: `s${++this.statementSerial}`, fields: undefined }
+        this.remember(request.sql, cached)
+        request.parses = true
+        w.parse(cached.name, request.sql)
+        w.describe(0x53, cached.name)
+      } else {
+        // Most recently used: last in the map's order.
+        this.statements.delete(request.sql)
+        this.statements.set(request.sql, cached)
+      }
+      request.statement = cached
+      name = cached.name
+    } else {
+      w.parse("", request.sql)
+    }
+    w.bind("", name, request.values!, undefined)
+    if (name === "") w.describe(0x50, "")
+    if (request.kind === Kind.Portal) {
+      w.execute("", request.chunkSize)
+      w.flush()
+    } else {
+      w.execute("", 0)
+      w.sync()
+    }
+  }
+
+  private remember(sql: string, statement: CachedStatement): void {
+    this.statements.set(sql, statement)
+    if (this.statements.size > this.options.statementCacheSize) {
+      const oldest = this.statements.keys().next().value as string
+      const evicted = this.statements.get(oldest)!
+      this.statements.delete(oldest)
+      this.closes.push(evicted.name)
+      // Written before the Parse that made room, in the same flush.
+      for (const name of this.closes.splice(0)) this.writer.close(0x53, name)
+    }
+  }
+
+  private evict(sql: string, close: boolean): void {
+    const cached = this.statements.get(sql)
+    if (cached === undefined) return
+    this.statements.delete(sql)
+    if (close) this.closes.push(cached.name)
+  }
+
+  /** Forgets every prepared statement (after DISCARD ALL / DEALLOCATE ALL: the server has none). */
+  forgetStatements(): void {
+    this.statements.clear()
+    this.closes.length = 0
+  }
+
+  /** Prepared statements cached on this connection. */
+  get preparedCount(): number {
+    return this.statements.size
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Timeout and cancel
+
+  private armTimer(): void {
+    let due = Infinity
+    for (const request of this.inflight) {
+      if (request.cancelReason === undefined && request.deadline !== 0) {
+        due = request.deadline
+        break
+      }
+    }
+    if (due === Infinity) {
+      for (const request of this.queue) {
+        if (request.cancelReason === undefined && request.deadline !== 0) {
+          due = request.deadline
+          break
+        }
+      }
+    }
+    if (due === Infinity) return
+    if (this.timer !== undefined && this.timerDue <= due && this.timerDue > performance.now()) return
+    const delay = Math.max(0, due - performance.now())
+    if (this.timer !== undefined && Math.abs(delay - this.options.queryTimeoutMillis!) < 1) {
+      // The common case, one statement at a time: re-arm the same timer.
+      this.timer.refresh()
+    } else {
+      if (this.timer !== undefined) clearTimeout(this.timer)
+      this.timer = setTimeout(this.onTimer, delay)
+      this.timer.unref?.()
+    }
+    this.timerDue = due
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerDue = 0
+  }
+
+  private readonly onTimer = (): void => {
+    this.timerDue = 0
+    const now = performance.now() + 0.5
+    const expired: Array<Request> = []
+    for (const request of this.inflight) {
+      if (request.cancelReason === undefined && request.deadline !== 0 && request.deadline <= now) expired.push(request)
+    }
+    for (const request of this.queue) {
+      if (request.cancelReason === undefined && request.deadline !== 0 && request.deadline <= now) expired.push(request)
+    }
+    for (const request of expired) this.cancel(request, "timeout")
+    this.armTimer()
+  }
+
+  /**
+   * Cancels one statement, exactly: dropped if not yet written; cancelled on the server when
+   * it is (or becomes) the head. `"abort"` destroys the connection instead. The statement's
+   * callback runs once the cancel has ended.
+   */
+  cancel(request: Request, reason: CancelReason): void {
+    if (request.state === "done") return
+    request.cancelReason ??= reason
+    if (reason === "abort") return this.lose("CancelUnconfirmed", undefined, undefined)
+    if (request.state === "queued") {
+      const at = this.queue.indexOf(request)
+      if (at !== -1) this.queue.splice(at, 1)
+      this.settle(request, undefined)
+      this.settleActivity()
+      return
+    }
+    if (this.inflight[0] === request) this.cancelHead(request)
+  }
+
+  private cancelHead(request: Request): void {
+    if (this.state === "dead") return
+    if (request.kind === Kind.Portal && !request.fetching) {
+      // Suspended (the backend waits for us) or done: closing the portal is enough.
+      return this.closePortalNow(request)
+    }
+    let episode = this.cancelling
+    if (episode === undefined) {
+      episode = { handles: [], held: [], deadline: undefined, retry: undefined }
+      this.cancelling = episode
+      episode.deadline = setTimeout(() => {
+        if (this.cancelling === episode) this.lose("CancelUnconfirmed", undefined, undefined)
+      }, this.options.cancelTimeoutMillis)
+      episode.deadline.unref?.()
+      if (this.state === "idle" || this.state === "busy") this.transition("cancelling")
+    }
+    if (request.signalled) return // the retry timer signals again if needed
+    // Everything else in flight may meet the signal (a late cancel).
+    for (const other of this.inflight) if (other !== request) other.exposed = true
+    this.sendCancelPacket(episode, request)
+  }
+
+  private sendCancelPacket(episode: Cancelling, target: Request): void {
+    const endpoint = this.options.endpoint
+    const sentAt = performance.now()
+    const handle: CancelHandle = sendCancel(endpoint, this.tls, this.processId, this.secretKey, () => {
+      if (this.cancelling !== episode) return
+      // Still at the head: still running on the server (even if already failed for its caller, as on close).
+      if (this.inflight[0] === target) {
+        // The server has signalled the backend (or the side socket failed). A signal that came
+        // before the statement started is ignored by the server: if the statement still runs a
+        // little later — twice the cancel's own round trip, the server's pace now — signal again.
+        this.scheduleRetry(episode, target, Math.max(RETRY_CANCEL_MILLIS, 2 * (performance.now() - sentAt)))
+      }
+      if (this.state === "closing") this.finishClose()
+      else this.maybeEndCancelling()
+    })
+    target.signalled = true
+    episode.handles.push(handle)
+  }
+
+  private scheduleRetry(episode: Cancelling, target: Request, delay: number): void {
+    if (episode.retry !== undefined) return
+    episode.retry = setTimeout(() => {
+      episode.retry = undefined
+      if (this.cancelling === episode && this.inflight[0] === target) {
+        this.sendCancelPacket(episode, target)
+      }
+    }, delay)
+    episode.retry.unref?.()
+  }
+
+  /** Ends the cancel episode once no signal of ours can still arrive and no cancelled statement is running. */
+  private maybeEndCancelling(): void {
+    const episode = this.cancelling
+    if (episode === undefined) return
+    const head = this.inflight[0]
+    if (head !== undefined && head.cancelReason !== undefined && head.kind !== Kind.Portal) return
+    if (head !== undefined && head.kind === Kind.Portal && head.fetching && head.cancelReason !== undefined) return
+    let open = 0
+    for (const handle of episode.handles) if (handle.written && !handle.settled) open++
+    // Only the server's close of every side socket proves that no signal is still on its way:
+    // PostgreSQL signals the backend twice (its pid, then its process group), and the second
+    // signal can come after the backend already reported the first one's 57014.
+    if (open > 0) return
+    this.endCancelling(false)
+  }
+
+  private endCancelling(dying: boolean): void {
+    const episode = this.cancelling
+    if (episode === undefined) return
+    this.cancelling = undefined
+    if (episode.deadline !== undefined) clearTimeout(episode.deadline)
+    if (episode.retry !== undefined) clearTimeout(episode.retry)
+    for (const handle of episode.handles) {
+      if (handle.written) this.cancelWrittenAt = performance.now()
+      handle.abort()
+    }
+    if (dying) return
+    if (this.state === "cancelling") {
+      this.transition(this.queue.length === 0 && this.inflight.length === 0 ? "idle" : "busy")
+    }
+    for (const request of episode.held) this.settle(request, undefined)
+    if (this.queue.length > 0) this.scheduleFlush()
+    this.armTimer()
+  }
+
+  private readonly idleWaiters: Array<() => void> = []
+
+  private wakeIdle(): void {
+    for (const waiter of this.idleWaiters.splice(0)) waiter()
+  }
+
+  /**
+   * Cancels every statement queued or in flight (each exactly, as `cancel`); `callback` runs
+   * once none is left (or the connection is dead).
+   */
+  cancelAll(callback: () => void): void {
+    if (this.depth === 0 && this.cancelling === undefined) return callback()
+    if (this.state === "dead") return callback()
+    this.idleWaiters.push(callback)
+    for (const request of [...this.queue]) this.cancel(request, "interrupt")
+    for (const request of [...this.inflight]) this.cancel(request, "interrupt")
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Close
+
+  /**
+   * Closes the session: statements queued or in flight fail at once (`closing`); a statement
+   * still running on the server is cancelled (bounded by cancelTimeout); then Terminate, and the
+   * socket ends (bounded by closeTimeout, else destroyed). `callback` runs once it is dead.
+   */
+  close(callback: () => void): void {
+    if (this.state === "dead") return callback()
+    this.closeWaiters.push(callback)
+    if (this.state === "closing") return
+    if (this.state === "connecting") {
+      this.abortOpen?.()
+      return this.lose("Closed", undefined, undefined)
+    }
+    const head = this.inflight[0]
+    this.transition("closing")
+    if (head !== undefined) {
+      // The statement runs on: cancel it, and wait for its ReadyForQuery before Terminate.
+      head.cancelReason ??= "close"
+      this.cancelHead(head)
+      const bound = setTimeout(() => {
+        if (this.state === "closing") this.lose("CancelUnconfirmed", undefined, undefined)
+      }, this.options.cancelTimeoutMillis)
+      bound.unref?.()
+      this.closeTimer = bound
+      return
+    }
+    this.finishClose()
+  }
+
+  /** Terminate, once nothing runs on the server and the server confirmed every cancel it was sent. */
+  private finishClose(): void {
+    if (this.state !== "closing" || this.inflight.length > 0) return
+    const episode = this.cancelling
+    if (episode !== undefined && episode.handles.some((h) => h.written && !h.settled)) return
+    this.endCancelling(true)
+    if (this.closeTimer !== undefined) clearTimeout(this.closeTimer)
+    this.closeTimer = setTimeout(() => this.transition("dead"), this.options.closeTimeoutMillis)
+    this.closeTimer.unref?.()
+    const stream = this.stream
+    if (stream === undefined || stream.destroyed) return this.transition("dead")
+    this.writer.terminate()
+    this.write()
+    stream.end()
+  }
+
+  /** Destroys the socket now. */
+  destroy(): void {
+    this.lose("Closed", undefined, undefined)
+  }
+}
+
+const lost = (connection: WireConnection): ConnectionLost =>
+  connection.lost ?? new ConnectionLost("Closed", undefined, undefined)
+
+const lostCause = (error: ConnectionLost): Error => error.cause instanceof Error ? error.cause : error
