@@ -100,7 +100,9 @@ export class PgTestError extends Data.TaggedError("PgTestError")<{
  * @since 0.2.0
  * @category models
  */
-export interface LayerOptions extends Omit<PgPool.Options, "url" | "host" | "port" | "database" | "username" | "password"> {
+export interface LayerOptions
+  extends Omit<PgPool.Options, "url" | "host" | "port" | "database" | "username" | "password">
+{
   /** The pool's `application_name`. Default: `test-<file name>`. */
   readonly applicationName?: string | undefined
   /** How long the end-of-file check waits for the server to end closed sessions. Default: 2 seconds. */
@@ -277,10 +279,16 @@ export const layer = (
 export const rollback = <A, E, R>(
   self: Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | SqlError, R | SqlClient.SqlClient> =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.withTransaction(Effect.flatMap(self, (value) => Effect.fail(new Rollback({ value })))).pipe(
-      Effect.catchIf((error): error is Rollback<A> => error instanceof Rollback, (signal) => Effect.succeed(signal.value))
-    ))
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.withTransaction(Effect.flatMap(self, (value) => Effect.fail(new Rollback({ value })))).pipe(
+        Effect.catchIf(
+          (error): error is Rollback<A> => error instanceof Rollback,
+          (signal) => Effect.succeed(signal.value)
+        )
+      )
+  )
 
 class Rollback<A> extends Data.TaggedError("@scoped-pool/testing/Rollback")<{ readonly value: A }> {}
 

@@ -244,8 +244,7 @@ const run = (file: string, args: ReadonlyArray<string>, cwd: string, as: Ids | u
     })
     child.stdout.on("data", (chunk) => output += chunk)
     child.stderr.on("data", (chunk) => output += chunk)
-    child.on("error", (cause) =>
-      reject(new StartFailure(`cannot run ${file}: ${cause.message}`, "Spawn", { cause })))
+    child.on("error", (cause) => reject(new StartFailure(`cannot run ${file}: ${cause.message}`, "Spawn", { cause })))
     child.on("close", (code) =>
       code === 0 ? resolve() : reject(
         new StartFailure(`${Path.basename(file)} failed with exit code ${code}:\n${output.trim()}`, "Initdb")
@@ -284,7 +283,13 @@ export const start = async (options: Options = {}): Promise<Server> => {
 
   const spawnServer = () =>
     new Promise<void>((resolve, reject) => {
-      const args = ["-D", dataDir, "-p", String(port), ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])]
+      const args = [
+        "-D",
+        dataDir,
+        "-p",
+        String(port),
+        ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])
+      ]
       const proc = spawn(bin.postgres, args, {
         cwd: home,
         env: { ...process.env, LC_ALL: "C", LANG: "C" },
@@ -300,7 +305,9 @@ export const start = async (options: Options = {}): Promise<Server> => {
       proc.on("error", (cause) =>
         reject(new StartFailure(`cannot run ${bin.postgres}: ${cause.message}`, "Spawn", { cause })))
       proc.on("exit", (code) => {
-        if (child === proc) child = undefined
+        if (child === proc) {
+          child = undefined
+        }
         reject(
           new StartFailure(`postgres exited with ${code} before it was ready:\n${log.slice(-10).join("\n")}`, "Exited")
         )
@@ -329,16 +336,21 @@ export const start = async (options: Options = {}): Promise<Server> => {
       await FsP.chown(home, as.uid, as.gid)
       await FsP.chown(passwordFile, as.uid, as.gid)
     }
-    await run(bin.initdb, [
-      `--pgdata=${dataDir}`,
-      "--auth=scram-sha-256",
-      `--username=${user}`,
-      `--pwfile=${passwordFile}`,
-      "--encoding=UTF8",
-      "--no-locale",
-      "--no-sync",
-      "--no-instructions"
-    ], home, as)
+    await run(
+      bin.initdb,
+      [
+        `--pgdata=${dataDir}`,
+        "--auth=scram-sha-256",
+        `--username=${user}`,
+        `--pwfile=${passwordFile}`,
+        "--encoding=UTF8",
+        "--no-locale",
+        "--no-sync",
+        "--no-instructions"
+      ],
+      home,
+      as
+    )
     await FsP.rm(passwordFile, { force: true })
     for (const [name, content] of Object.entries(options.files ?? {})) {
       const file = Path.join(dataDir, name)
