@@ -10,12 +10,16 @@ import * as Data from "effect/Data"
 import * as Predicate from "effect/Predicate"
 
 /**
+ * The identifier shared by every PostgreSQL error of this package.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/pg/PgError" = "~@scoped-pool/pg/PgError" as const
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -85,6 +89,8 @@ export class PgConnectError extends Data.TaggedError("PgConnectError")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -130,6 +136,8 @@ export class PgQueryError extends Data.TaggedError("PgQueryError")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -178,6 +186,8 @@ export class PgConnectionLost extends Data.TaggedError("PgConnectionLost")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -210,6 +220,8 @@ export class PgQueryTimeout extends Data.TaggedError("PgQueryTimeout")<{
   readonly timeoutMillis: number
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId

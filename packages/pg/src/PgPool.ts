@@ -36,12 +36,16 @@ import type { PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
 
 /**
+ * The identifier that marks a value as a `PgPool`.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/pg/PgPool" = "~@scoped-pool/pg/PgPool" as const
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -56,10 +60,14 @@ export type TypeId = typeof TypeId
 export class PgPool extends Context.Tag("@scoped-pool/pg/PgPool")<PgPool, PgPool.Service>() {}
 
 /**
+ * The types of the {@link PgPool} service.
+ *
  * @since 0.1.0
  */
 export declare namespace PgPool {
   /**
+   * What a pool offers: its name, the raw pool, the `SqlClient`, leases, stats and close.
+   *
    * @since 0.1.0
    * @category models
    */

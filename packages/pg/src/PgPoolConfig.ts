@@ -103,6 +103,8 @@ export interface ResolvedConnection {
 }
 
 /**
+ * The defaults of the connection options that are not the pool's own.
+ *
  * @since 0.1.0
  * @category config
  */

@@ -45,7 +45,8 @@ export interface Backend {
 }
 
 /**
- * The test file's database, provided by {@link layer}.
+ * The test file's database, provided by {@link layer}: its name, URL and `application_name`,
+ * and a reader of the server's backends.
  *
  * @since 0.2.0
  * @category tags
@@ -53,10 +54,14 @@ export interface Backend {
 export class Database extends Context.Tag("@scoped-pool/testing/PgTest/Database")<Database, Database.Service>() {}
 
 /**
+ * The types of the {@link Database} service.
+ *
  * @since 0.2.0
  */
 export declare namespace Database {
   /**
+   * What the test file knows of its database.
+   *
    * @since 0.2.0
    * @category models
    */
