@@ -154,7 +154,10 @@ const vitestState: Effect.Effect<VitestState> = Effect.promise(() => import("vit
 const setupContext = (state: VitestState): Effect.Effect<internal.SetupContext, PgTestError> => {
   if (state.provided !== undefined) return Effect.succeed(state.provided)
   const url = process.env.TEST_DATABASE_URL
-  if (url !== undefined && url !== "") return Effect.succeed({ url, template: null })
+  const template = process.env.TEST_DATABASE_TEMPLATE
+  if (url !== undefined && url !== "") {
+    return Effect.succeed({ url, template: template !== undefined && template !== "" ? template : null })
+  }
   return Effect.fail(
     new PgTestError({
       reason: "NotConfigured",
@@ -182,7 +185,9 @@ const notLeft = (backends: ReadonlyArray<Backend>, applicationName: string, with
 /**
  * A fresh database for the test file, with `PgPool`, `SqlClient` and `PgClient` on it, for
  * `@effect/vitest`'s `layer(...)`. The database is a copy of the run's template (seeded once
- * by `PgTestSetup.make({ seed })`); when the layer is released the pool closes, the kit
+ * by `PgTestSetup.make({ seed })`; without the kit's global setup, `TEST_DATABASE_URL` names
+ * the server and `TEST_DATABASE_TEMPLATE` the database to copy, by default `template1`); when
+ * the layer is released the pool closes, the kit
  * checks that no backend of the file's `application_name` is left — failing the file if one
  * is — and drops the database.
  *

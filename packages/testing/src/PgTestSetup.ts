@@ -20,10 +20,22 @@ import type { TestProject } from "vitest/node"
 import * as Database from "./internal/database.js"
 import * as PgServer from "./PgServer.js"
 
+/**
+ * What the global setup hands to every test file (through vitest's `provide`/`inject`, under
+ * the key `"@scoped-pool/testing"`): the server's URL and the seeded template, if any.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ProvidedContext {
+  readonly url: string
+  readonly template: string | null
+}
+
 declare module "vitest" {
   export interface ProvidedContext {
     /** The server and template of `@scoped-pool/testing`'s global setup. */
-    readonly "@scoped-pool/testing": Database.SetupContext
+    readonly "@scoped-pool/testing": import("./PgTestSetup.js").ProvidedContext
   }
 }
 

@@ -8,15 +8,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type { ProvidedContext } from "../PgTestSetup.js"
 
 /** The key under which the global setup hands its server to the test files. @internal */
 export const contextKey = "@scoped-pool/testing" as const
 
 /** What the global setup hands to every test file (serialisable). @internal */
-export interface SetupContext {
-  readonly url: string
-  readonly template: string | null
-}
+export type SetupContext = ProvidedContext
 
 /** A backend as `pg_stat_activity` shows it. @internal */
 export interface Backend {
