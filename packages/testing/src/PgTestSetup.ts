@@ -32,10 +32,13 @@ export interface ProvidedContext {
   readonly template: string | null
 }
 
+// Inside the augmentation, `ProvidedContext` is vitest's own interface.
+type KitContext = ProvidedContext
+
 declare module "vitest" {
   export interface ProvidedContext {
     /** The server and template of `@scoped-pool/testing`'s global setup. */
-    readonly "@scoped-pool/testing": import("./PgTestSetup.js").ProvidedContext
+    readonly "@scoped-pool/testing": KitContext
   }
 }
 
