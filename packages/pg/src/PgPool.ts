@@ -228,6 +228,25 @@ export const make = (
  * A layer that opens the pool with these options and provides `PgPool`, `SqlClient` and
  * `PgClient`; the pool closes when the layer's scope ends.
  *
+ * **Example** (Options in code)
+ *
+ * ```ts
+ * import { SqlClient } from "@effect/sql"
+ * import { Effect, Redacted } from "effect"
+ * import { PgPool } from "@scoped-pool/pg"
+ *
+ * const PoolLive = PgPool.layer({
+ *   url: Redacted.make("postgres://app@localhost/app"),
+ *   max: 20,
+ *   queryTimeout: "30 seconds"
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql<{ n: number }>`SELECT 1 AS n`
+ * }).pipe(Effect.provide(PoolLive))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -244,6 +263,18 @@ export const layer = (
 
 /**
  * As {@link layer}, with the options read from `Config`.
+ *
+ * **Example** (Options from the environment, with a default)
+ *
+ * ```ts
+ * import { Config } from "effect"
+ * import { PgPool } from "@scoped-pool/pg"
+ *
+ * const PoolLive = PgPool.layerConfig({
+ *   url: Config.redacted("APP_DATABASE_URL"),
+ *   max: Config.integer("APP_POOL_MAX").pipe(Config.withDefault(10))
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category layers
