@@ -111,14 +111,21 @@ const shared = await Effect.runPromise(
 )
 await handle.stop()
 
-const fileOf20 = (perFile: { build: number; release: number }, perTest: number) => perFile.build + perFile.release + 20 * perTest
+const fileOf20 = (perFile: { build: number; release: number }, perTest: number) =>
+  perFile.build + perFile.release + 20 * perTest
 process.stdout.write(`
 | step | kit (PgTest.layer + PgTest.rollback) | shared database, no isolation |
 |---|---:|---:|
 | first database ready: embedded server started (initdb + postgres) | ${ms(median(serverOnly))} | same |
-| first database ready: server started + template seeded once (10 tables × 1,000 rows) | ${ms(firstReady)} | same (migrations once) |
-| per test file: database copied from the template + the pool's first statement | ${ms(fileDb.build)} | ${ms(sharedDb.build)} (pool only) |
-| per test file: pool closed + leftover check + database dropped | ${ms(fileDb.release)} | ${ms(sharedDb.release)} (pool only) |
+| first database ready: server started + template seeded once (10 tables × 1,000 rows) | ${
+  ms(firstReady)
+} | same (migrations once) |
+| per test file: database copied from the template + the pool's first statement | ${ms(fileDb.build)} | ${
+  ms(sharedDb.build)
+} (pool only) |
+| per test file: pool closed + leftover check + database dropped | ${ms(fileDb.release)} | ${
+  ms(sharedDb.release)
+} (pool only) |
 | per test: an INSERT and a SELECT (median of ${tests}) | ${ms(rolledBack)} | ${ms(shared)} |
 | a file of 20 such tests, setup to teardown | ${ms(fileOf20(fileDb, rolledBack))} | ${ms(fileOf20(sharedDb, shared))} |
 `)
