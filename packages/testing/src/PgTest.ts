@@ -22,7 +22,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as DefaultServices from "effect/DefaultServices"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -176,9 +176,11 @@ const notLeft = (backends: ReadonlyArray<Backend>, applicationName: string, with
   backends.length === 0 ? Effect.void : Effect.fail(
     new PgTestError({
       reason: "BackendsLeft",
-      detail: `${backends.length} backend(s) of "${applicationName}" still on the server ${
-        typeof within === "string" ? within : ""
-      } after the pools closed — a connection outlived its scope: ${JSON.stringify(backends)}`
+      detail:
+        `${backends.length} backend(s) of "${applicationName}" still on the server ${
+          Duration.format(Duration.decode(within))
+        } after the pools closed: a connection outlived its scope (a pool or client built outside the test's ` +
+        `scope, or never closed): ${JSON.stringify(backends)}`
     })
   )
 

@@ -75,11 +75,38 @@ export interface Handle {
   readonly stop: () => Promise<void>
 }
 
-const adminLayer = (url: string) =>
-  PgPool.layer({ url: Redacted.make(url), max: 1, applicationName: "scoped-pool-testing-setup" })
+/** Runs `f` on an admin pool of its own (one connection), closed when `f` ends. */
+const withAdmin = <A, E>(url: string, f: (sql: PgPool.PgPool.Service["sql"]) => Effect.Effect<A, E>) =>
+  Effect.flatMap(PgPool.PgPool, (pg) => f(pg.sql)).pipe(
+    Effect.provide(PgPool.layer({ url: Redacted.make(url), max: 1, applicationName: "scoped-pool-testing-setup" }))
+  )
+
+const dropTemplate = (url: string, template: string) =>
+  withAdmin(url, (sql) => Database.dropDatabase(sql, template)).pipe(Effect.ignoreLogged)
+
+/** Creates the template database and runs `seed` in it; if the seed fails, the template is dropped. */
+const seedTemplate = (url: string, seed: NonNullable<Options["seed"]>) =>
+  Effect.gen(function*() {
+    const template = Database.databaseNameOf("template")
+    yield* withAdmin(url, (sql) => Database.createDatabase(sql, template, null))
+    yield* Effect.asVoid(seed).pipe(
+      Effect.provide(
+        PgPool.layer({
+          url: Redacted.make(Database.withDatabase(url, template)),
+          applicationName: "scoped-pool-testing-seed",
+          max: 4
+        })
+      ),
+      // Not `onError`: its cleanup runs uninterruptibly, and a pool built there never answers
+      // today (a PgPool used inside Effect.uninterruptible hangs).
+      Effect.tapErrorCause(() => dropTemplate(url, template))
+    )
+    return template
+  })
 
 /**
- * Starts the server (or uses `databaseUrl` / `TEST_DATABASE_URL`) and seeds the template.
+ * Starts the server (or uses `databaseUrl` / `TEST_DATABASE_URL`) and seeds the template; if
+ * the seed fails, the server is stopped and the promise rejects with the seed's error.
  *
  * @since 0.2.0
  * @category constructors
@@ -89,31 +116,13 @@ export const start = async (options: Options = {}): Promise<Handle> => {
   const server = external !== undefined && external !== "" ? undefined : await PgServer.start(options.server)
   const url = server?.url ?? external!
   let template: string | null = null
-  try {
-    if (options.seed !== undefined) {
-      const name = Database.databaseNameOf("template")
-      await Effect.runPromise(
-        Effect.flatMap(PgPool.PgPool, (pg) => Database.createDatabase(pg.sql, name, null)).pipe(
-          Effect.provide(adminLayer(url))
-        )
-      )
-      template = name
-      await Effect.runPromise(
-        Effect.asVoid(options.seed).pipe(
-          Effect.provide(
-            PgPool.layer({
-              url: Redacted.make(Database.withDatabase(url, name)),
-              applicationName: "scoped-pool-testing-seed",
-              max: 4
-            })
-          )
-        ) as Effect.Effect<void, unknown>
-      )
+  if (options.seed !== undefined) {
+    try {
+      template = await Effect.runPromise(seedTemplate(url, options.seed))
+    } catch (error) {
+      await server?.stop()
+      throw error
     }
-  } catch (error) {
-    await drop(url, template)
-    await server?.stop()
-    throw error
   }
   let stopped = false
   return {
@@ -123,19 +132,11 @@ export const start = async (options: Options = {}): Promise<Handle> => {
       if (stopped) return
       stopped = true
       // An embedded server goes away with its template; an external one keeps nothing of ours.
-      if (server === undefined) await drop(url, template)
+      if (server === undefined && template !== null) await Effect.runPromise(dropTemplate(url, template))
       await server?.stop()
     }
   }
 }
-
-const drop = (url: string, template: string | null) =>
-  template === null ? Promise.resolve() : Effect.runPromise(
-    Effect.flatMap(PgPool.PgPool, (pg) => Database.dropDatabase(pg.sql, template)).pipe(
-      Effect.provide(adminLayer(url)),
-      Effect.ignoreLogged
-    )
-  )
 
 /**
  * A vitest `globalSetup` function: starts the setup, hands it to the test files (read by

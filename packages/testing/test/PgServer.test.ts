@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as PgPool from "@scoped-pool/pg/PgPool"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Os from "node:os"
@@ -73,6 +73,50 @@ describe("PgServer.start", () => {
       assert.strictEqual(match![2], "postgres")
       assert.isFalse(Fs.existsSync(match![3]!))
     }), 90_000)
+
+  // Regression: a SIGTERM to the whole process group (as `timeout` or a CI runner sends it)
+  // also reached the server's own processes, which went on writing into the data dir while
+  // it was removed: the dir was left behind (2 of 3 tries on a loaded machine).
+  for (const when of ["starting", "started"] as const) {
+    it.live(`a SIGTERM to the process group while ${when} leaves no dir and no process`, () =>
+      Effect.gen(function*() {
+        const tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "scoped-pool-group-"))
+        Fs.chmodSync(tmp, 0o755)
+        yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(tmp, { recursive: true, force: true })))
+        // Through tsx's CLI, as `tsx script.ts` runs: a parent that relays signals to its child.
+        const tsxCli = createRequire(import.meta.url).resolve("tsx/cli")
+        const child = spawn(process.execPath, [tsxCli, Path.join(here, "fixtures", "hold-server.ts")], {
+          cwd: here,
+          detached: true, // its own process group, as a job under a shell or a CI runner
+          env: { ...process.env, TMPDIR: tmp },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        let output = ""
+        child.stdout!.on("data", (chunk) => output += chunk)
+        child.stderr!.on("data", (chunk) => output += chunk)
+        const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, "SIGKILL")
+            await exited
+          })
+        )
+        // The child's output is an external system: wait for it, bounded.
+        const seen = yield* Effect.promise(async () => {
+          const deadline = Date.now() + 60_000
+          while (!output.includes(`${when}\n`) && !output.includes(`${when} `) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 10))
+          }
+          return output
+        })
+        assert.include(seen, when)
+        process.kill(-child.pid!, "SIGTERM")
+        yield* Effect.promise(() => exited)
+        assert.deepStrictEqual(Fs.readdirSync(tmp).filter((n) => n.startsWith(PgServer.dataDirPrefix)), [], output)
+        const left = spawnSync("pgrep", ["-f", tmp], { encoding: "utf8" }).stdout.trim()
+        assert.strictEqual(left, "", output)
+      }).pipe(Effect.scoped), 90_000)
+  }
 
   it.live("a failed start rejects with a typed error and leaves no dir", () =>
     Effect.gen(function*() {

@@ -1,5 +1,8 @@
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
+import * as PgPool from "@scoped-pool/pg/PgPool"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
@@ -7,6 +10,8 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { inject } from "vitest"
+import * as PgTestSetup from "../src/PgTestSetup.js"
 
 // Runs the fixture project (a user's project in miniature: its own vitest config, a global
 // setup that seeds the template, test files on PgTest.layer) in a child vitest with a temp dir
@@ -85,6 +90,71 @@ const printed = (run: Run, text: string, withinMillis: number) =>
     while (!run.output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     return run.output().includes(text)
   })
+
+const templatesOn = (url: string) =>
+  Effect.flatMap(
+    PgPool.PgPool,
+    (pg) => pg.sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 't_template_%'`
+  ).pipe(
+    Effect.provide(PgPool.layer({ url: Redacted.make(url), max: 1, applicationName: "test-PgTestSetup" })),
+    Effect.map((rows) => rows[0]!.n)
+  )
+
+describe("PgTestSetup.start", () => {
+  it.live(
+    "a failing seed rejects with its error, drops the template, and stops the embedded server",
+    () =>
+      Effect.gen(function*() {
+        const tmp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "scoped-pool-seed-"))
+        Fs.chmodSync(tmp, 0o755)
+        const before = process.env.TMPDIR
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (before === undefined) delete process.env.TMPDIR
+            else process.env.TMPDIR = before
+            Fs.rmSync(tmp, { recursive: true, force: true })
+          })
+        )
+        process.env.TMPDIR = tmp
+        const embedded = yield* Effect.promise(() =>
+          PgTestSetup.start({ seed: Effect.fail("no such migration") }).then(() => "resolved", (e) => String(e))
+        )
+        assert.include(embedded, "no such migration")
+        assert.deepStrictEqual(Fs.readdirSync(tmp), [])
+
+        // On an external server (the run's): the half-seeded template is dropped.
+        const url = inject("@scoped-pool/testing").url
+        const external = yield* Effect.promise(() =>
+          PgTestSetup.start({ databaseUrl: url, seed: Effect.dieMessage("seed crashed") }).then(
+            () => "resolved",
+            (e) => String(e)
+          )
+        )
+        assert.include(external, "seed crashed")
+        assert.strictEqual(yield* templatesOn(url), 0)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "with a seed on an external server: the template is seeded once and dropped by stop",
+    () =>
+      Effect.gen(function*() {
+        const url = inject("@scoped-pool/testing").url
+        const handle = yield* Effect.promise(() =>
+          PgTestSetup.start({
+            databaseUrl: url,
+            seed: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE seeded (id int)`)
+          })
+        )
+        assert.match(handle.template ?? "", /^t_template_/)
+        assert.strictEqual(yield* templatesOn(url), 1)
+        yield* Effect.promise(() => handle.stop())
+        assert.strictEqual(yield* templatesOn(url), 0)
+      }),
+    60_000
+  )
+})
 
 describe("PgTestSetup (a user's project run by vitest)", () => {
   it.live(

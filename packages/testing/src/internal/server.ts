@@ -233,7 +233,13 @@ const hookProcess = () => {
 
 const signals = { smart: "SIGTERM", fast: "SIGINT", immediate: "SIGQUIT" } as const
 
-const run = (file: string, args: ReadonlyArray<string>, cwd: string, as: Ids | undefined) =>
+const run = (
+  file: string,
+  args: ReadonlyArray<string>,
+  cwd: string,
+  as: Ids | undefined,
+  onSpawn: (child: ChildProcess) => void
+) =>
   new Promise<void>((resolve, reject) => {
     let output = ""
     const child = spawn(file, args, {
@@ -242,6 +248,7 @@ const run = (file: string, args: ReadonlyArray<string>, cwd: string, as: Ids | u
       stdio: ["ignore", "pipe", "pipe"],
       ...as
     })
+    onSpawn(child) // so that a signal during initdb kills it too
     child.stdout.on("data", (chunk) => output += chunk)
     child.stderr.on("data", (chunk) => output += chunk)
     child.on("error", (cause) => reject(new StartFailure(`cannot run ${file}: ${cause.message}`, "Spawn", { cause })))
@@ -257,7 +264,9 @@ export const start = async (options: Options = {}): Promise<Server> => {
   const as = isRoot() ? postgresIds() : undefined
   const bin = await runnableBinaries(base)
   const port = options.port ?? await freePort()
-  const home = await FsP.mkdtemp(Path.join(base, dataDirPrefix))
+  // Created synchronously and registered for cleanup at once (below, before any await): a
+  // signal can arrive at any time.
+  const home = Fs.mkdtempSync(Path.join(base, dataDirPrefix))
   const dataDir = Path.join(home, "data")
   const user = "postgres"
   const password = options.password ?? "scoped-pool-test-secret"
@@ -322,9 +331,22 @@ export const start = async (options: Options = {}): Promise<Server> => {
       proc.kill(signals[mode])
     })
 
+  // On the way out (exit, signal): kill the server and remove its dir, synchronously. The
+  // server's own children (backends, checkpointer; initdb's bootstrap postgres) go first, or
+  // they would go on writing into the dir (a SIGTERM to the whole process group starts a
+  // shutdown checkpoint in them); the removal retries while their last writes land.
   const killNow = () => {
-    child?.kill("SIGKILL")
-    Fs.rmSync(home, { recursive: true, force: true })
+    const pid = child?.pid
+    if (pid !== undefined) {
+      child?.kill("SIGSTOP") // frozen, it cannot start another child while its children die
+      spawnSync("pkill", ["-KILL", "-P", String(pid)], { stdio: "ignore" })
+      child?.kill("SIGKILL")
+    }
+    try {
+      Fs.rmSync(home, { recursive: true, force: true, maxRetries: 20, retryDelay: 25 })
+    } catch {
+      // nothing more can be done while the process exits
+    }
   }
   hookProcess()
   running.add(killNow)
@@ -349,8 +371,10 @@ export const start = async (options: Options = {}): Promise<Server> => {
         "--no-instructions"
       ],
       home,
-      as
+      as,
+      (proc) => child = proc
     )
+    child = undefined
     await FsP.rm(passwordFile, { force: true })
     for (const [name, content] of Object.entries(options.files ?? {})) {
       const file = Path.join(dataDir, name)
