@@ -4,7 +4,7 @@ import tseslint from "typescript-eslint"
 
 // Effect v3's lint and format settings, trimmed: dprint through @effect/eslint-plugin.
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "**/build/**", "bench/results/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "**/build/**", "**/docs/**", "**/.snippets/**", "bench/results/**"] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   ...effectPlugin.configs.dprint,

@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["packages/*/test/**/*.test.ts", "test/**/*.test.ts"],
+    // Fixture projects are run by their own tests in a child vitest.
+    exclude: ["**/node_modules/**", "**/fixtures/**"],
     globalSetup: ["test/support/globalSetup.ts"],
     setupFiles: ["vitest.setup.ts"],
     pool: "forks",

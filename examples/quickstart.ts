@@ -3,13 +3,14 @@
  * being cancelled on the server, print the pool's stats, close.
  *
  * Run with `pnpm demo`. With `DATABASE_URL` (or the libpq `PG*` variables) set it uses that
- * server through `PgPoolLive`; otherwise it starts a throwaway embedded PostgreSQL first.
+ * server through `PgPoolLive`; otherwise it starts a throwaway embedded PostgreSQL first, with
+ * the test kit's `PgServer` (`npm i -D @scoped-pool/testing`). Only public API is used: copy it.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { PgPool, PgPoolLive } from "@scoped-pool/pg"
-import * as PgServer from "@scoped-pool/test/PgServer"
-import { Console, Effect, Either, Layer, Redacted } from "effect"
+import { PgServer } from "@scoped-pool/testing"
+import { Console, Effect, Layer, Option, Redacted } from "effect"
 
 const program = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -23,12 +24,12 @@ const program = Effect.gen(function*() {
 
   // A statement that outlives its timeout is cancelled on the server, not abandoned.
   const started = Date.now()
-  const outcome = yield* Effect.either(sql`SELECT pg_sleep(30)`.pipe(Effect.timeout("300 millis")))
+  const outcome = yield* sql`SELECT pg_sleep(30)`.pipe(Effect.timeoutOption("300 millis"))
   const [still] = yield* sql<{ n: number }>`
     SELECT count(*)::int AS n FROM pg_stat_activity
     WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'`
   yield* Console.log(
-    `timeout: ${Either.isLeft(outcome) ? outcome.left._tag : "none"} after ${Date.now() - started} ms;`,
+    `timeout: ${Option.isNone(outcome) ? "timed out" : "finished"} after ${Date.now() - started} ms;`,
     `pg_sleep still running on the server: ${still!.n}`
   )
 
@@ -45,13 +46,13 @@ const program = Effect.gen(function*() {
 
 // Uses DATABASE_URL / PG* when set; else a throwaway embedded server for the demo's lifetime.
 const usesEnvironment = process.env.DATABASE_URL !== undefined || process.env.PGHOST !== undefined
-const DemoPool = usesEnvironment ? PgPoolLive : Layer.unwrapScoped(
+const DemoPool: Layer.Layer<
+  Layer.Layer.Success<typeof PgPoolLive>,
+  Layer.Layer.Error<typeof PgPoolLive> | PgServer.PgServerError
+> = usesEnvironment ? PgPoolLive : Layer.unwrapScoped(
   Effect.gen(function*() {
     yield* Console.log("no DATABASE_URL: starting an embedded PostgreSQL…")
-    const server = yield* Effect.acquireRelease(
-      Effect.promise(() => PgServer.start({ maxConnections: 20 })),
-      (server) => Effect.promise(() => server.stop())
-    )
+    const server = yield* PgServer.make({ maxConnections: 20 })
     return PgPool.layer({ url: Redacted.make(server.url), applicationName: "quickstart", max: 4 })
   })
 )

@@ -1,14 +1,12 @@
 import { SqlClient } from "@effect/sql"
 import { assert, describe, layer } from "@effect/vitest"
-import { PgPool } from "@scoped-pool/pg"
+import { PgTest } from "@scoped-pool/testing"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
-import { testDb } from "../support/TestDb.js"
 
-const { applicationName, url } = testDb(import.meta.url)
-
+// On the public test kit: a fresh database for this file, the pool on it, the leftover check
+// at the end.
 describe("smoke", () => {
-  layer(PgPool.layer({ url: Redacted.make(url), applicationName, max: 4 }), { timeout: "30 seconds" })((it) => {
+  layer(PgTest.layer({ applicationName: "sp-smoke", max: 4 }), { timeout: "30 seconds" })((it) => {
     it.effect("select", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient

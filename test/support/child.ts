@@ -19,13 +19,18 @@ export interface Child {
 export const spawnFixture = (name: string, env: Record<string, string>) =>
   spawnFile(Path.join("test", "fixtures", name), env)
 
-/** Starts a TypeScript file (path relative to the repository root); killed when the scope closes. */
-export const spawnFile = (file: string, env: Record<string, string>) =>
+/**
+ * Starts a TypeScript file (path relative to the repository root) with extra environment
+ * variables, and without those named in `unset`; killed when the scope closes.
+ */
+export const spawnFile = (file: string, env: Record<string, string>, unset: ReadonlyArray<string> = []) =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
       const child = spawn(process.execPath, ["--import", "tsx", Path.join(root, file)], {
         cwd: root,
-        env: { ...process.env, ...env },
+        env: Object.fromEntries(
+          Object.entries({ ...process.env, ...env }).filter(([name]) => !unset.includes(name))
+        ),
         stdio: ["ignore", "pipe", "pipe"]
       })
       let output = ""

@@ -1,12 +1,13 @@
 /**
- * Vitest global setup: one real PostgreSQL for the whole run.
+ * Vitest global setup: one real PostgreSQL for the whole run, from the public test kit
+ * (`@scoped-pool/testing`): `TEST_DATABASE_URL`, or else an embedded server in a temp dir,
+ * stopped (dir removed) when the run ends, also when it fails or is interrupted.
  *
- * `TEST_DATABASE_URL` names an existing server; otherwise an embedded server is started in a
- * temp dir and stopped (dir removed) when the run ends, also when it fails. An interrupted
- * run kills it on exit (see PgServer).
+ * Test files read it as `databaseUrl` (this repository's `testDb`) and through the kit's own
+ * key (`PgTest.layer`).
  */
+import * as PgTestSetup from "@scoped-pool/testing/PgTestSetup"
 import type { TestProject } from "vitest/node"
-import * as PgServer from "./PgServer.js"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -15,12 +16,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
-  const external = process.env.TEST_DATABASE_URL
-  if (external !== undefined && external !== "") {
-    project.provide("databaseUrl", external)
-    return
-  }
-  const server = await PgServer.start()
-  project.provide("databaseUrl", server.url)
-  return () => server.stop()
+  const handle = await PgTestSetup.start()
+  project.provide("databaseUrl", handle.url)
+  project.provide("@scoped-pool/testing", { url: handle.url, template: handle.template })
+  return () => handle.stop()
 }

@@ -32,12 +32,16 @@ import * as PoolStats from "./PoolStats.js"
 import * as RuntimeGuard from "./RuntimeGuard.js"
 
 /**
+ * The identifier that marks a value as a `Pool`.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/core/Pool" = internal.TypeId
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */

@@ -8,12 +8,16 @@ import * as Data from "effect/Data"
 import * as Predicate from "effect/Predicate"
 
 /**
+ * The identifier shared by every pool error.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/core/PoolError" = "~@scoped-pool/core/PoolError" as const
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -52,7 +56,11 @@ export class PoolTimeout extends Data.TaggedError("PoolTimeout")<{
   /** The last error of creating a resource, when creation is failing. */
   readonly cause?: unknown
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
@@ -81,7 +89,11 @@ export class PoolFull extends Data.TaggedError("PoolFull")<{
   readonly waiting: number
   readonly maxWaiting: number
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
@@ -99,7 +111,11 @@ export class PoolFull extends Data.TaggedError("PoolFull")<{
 export class PoolClosed extends Data.TaggedError("PoolClosed")<{
   readonly pool: string
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
@@ -120,7 +136,11 @@ export class LeaseRevoked extends Data.TaggedError("LeaseRevoked")<{
   /** What the holder's own work ended with, if it failed. */
   readonly cause?: unknown
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
@@ -142,7 +162,11 @@ export class PoolRuntimeMismatch extends Data.TaggedError("PoolRuntimeMismatch")
   /** The caller's runtime id, or `undefined` when the caller has none (e.g. a bare `Effect.runPromise`). */
   readonly callerRuntime: number | undefined
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {
@@ -164,7 +188,11 @@ export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
   readonly value: unknown
   readonly expected: string
 }> {
-  /** @since 0.1.0 */
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.1.0
+   */
   readonly [TypeId]: TypeId = TypeId
   /** @since 0.1.0 */
   override get message(): string {

@@ -25,12 +25,16 @@ import * as internal from "./internal/connection.js"
 import type { PgConnectError, PgConnectionLost, PgQueryError, PgQueryTimeout } from "./PgError.js"
 
 /**
+ * The identifier that marks a value as a `PgConnection`.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/pg/PgConnection" = internal.TypeId
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */

@@ -11,12 +11,16 @@ import * as Predicate from "effect/Predicate"
 import { maskText } from "./internal/mask.js"
 
 /**
+ * The identifier shared by every PostgreSQL error of this package.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/pg/PgError" = "~@scoped-pool/pg/PgError" as const
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -114,6 +118,8 @@ export class PgConnectError extends Data.TaggedError("PgConnectError")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -159,6 +165,8 @@ export class PgQueryError extends Data.TaggedError("PgQueryError")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -207,6 +215,8 @@ export class PgConnectionLost extends Data.TaggedError("PgConnectionLost")<{
   readonly cause?: unknown
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId
@@ -239,6 +249,8 @@ export class PgQueryTimeout extends Data.TaggedError("PgQueryTimeout")<{
   readonly timeoutMillis: number
 }> {
   /**
+   * Marks the error as one of this family.
+   *
    * @since 0.1.0
    */
   readonly [TypeId]: TypeId = TypeId

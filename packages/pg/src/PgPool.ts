@@ -44,12 +44,16 @@ import { type DefaultedSetting, PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
 
 /**
+ * The identifier that marks a value as a `PgPool`.
+ *
  * @since 0.1.0
  * @category type ids
  */
 export const TypeId: "~@scoped-pool/pg/PgPool" = "~@scoped-pool/pg/PgPool" as const
 
 /**
+ * The type of {@link TypeId}.
+ *
  * @since 0.1.0
  * @category type ids
  */
@@ -64,10 +68,14 @@ export type TypeId = typeof TypeId
 export class PgPool extends Context.Tag("@scoped-pool/pg/PgPool")<PgPool, PgPool.Service>() {}
 
 /**
+ * The types of the {@link PgPool} service.
+ *
  * @since 0.1.0
  */
 export declare namespace PgPool {
   /**
+   * What a pool offers: its name, the raw pool, the `SqlClient`, leases, stats and close.
+   *
    * @since 0.1.0
    * @category models
    */
@@ -284,6 +292,25 @@ const firstConnection = (
  * fails with `PoolConfigError` on a bad option and, unless `lazy`, with `PgConnectError` when
  * the server cannot be reached or refuses the login.
  *
+ * **Example** (Options in code)
+ *
+ * ```ts
+ * import { SqlClient } from "@effect/sql"
+ * import { Effect, Redacted } from "effect"
+ * import { PgPool } from "@scoped-pool/pg"
+ *
+ * const PoolLive = PgPool.layer({
+ *   url: Redacted.make("postgres://app@localhost/app"),
+ *   max: 20,
+ *   queryTimeout: "30 seconds"
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const sql = yield* SqlClient.SqlClient
+ *   return yield* sql<{ n: number }>`SELECT 1 AS n`
+ * }).pipe(Effect.provide(PoolLive))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -300,6 +327,18 @@ export const layer = (
 
 /**
  * As {@link layer}, with the options read from `Config`.
+ *
+ * **Example** (Options from the environment, with a default)
+ *
+ * ```ts
+ * import { Config } from "effect"
+ * import { PgPool } from "@scoped-pool/pg"
+ *
+ * const PoolLive = PgPool.layerConfig({
+ *   url: Config.redacted("APP_DATABASE_URL"),
+ *   max: Config.integer("APP_POOL_MAX").pipe(Config.withDefault(10))
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category layers

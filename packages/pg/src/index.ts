@@ -1,19 +1,35 @@
 /**
+ * PostgreSQL for Effect: a scoped pool whose interrupted statements are cancelled on the server, provided as
+ * `PgPool`, `SqlClient` and `PgClient`.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * One scoped PostgreSQL connection: execute, stream, cancel on the server, close.
+ *
  * @since 0.1.0
  */
 export * as PgConnection from "./PgConnection.js"
 
 /**
+ * The errors of connections and statements: `PgConnectError`, `PgQueryError`, `PgQueryTimeout`, …
+ *
  * @since 0.1.0
  */
 export * as PgError from "./PgError.js"
 
 /**
+ * The pool and its layers (`make`, `layer`, `layerConfig`, `PgPoolLive`), providing `PgPool`, `SqlClient` and
+ * `PgClient`.
+ *
  * @since 0.1.0
  */
 export * as PgPool from "./PgPool.js"
 
 /**
+ * The pool's options, read from code or from the environment (`DATABASE_URL`, `PG*`, `PGPOOL_*`).
+ *
  * @since 0.1.0
  */
 export * as PgPoolConfig from "./PgPoolConfig.js"
