@@ -6,11 +6,11 @@
  * @since 0.1.0
  */
 import { PoolConfigError } from "@scoped-pool/core/PoolError"
-import type * as PoolOptions from "@scoped-pool/core/PoolOptions"
-import { millisOf } from "@scoped-pool/core/PoolOptions"
+import * as PoolOptions from "@scoped-pool/core/PoolOptions"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Tls from "node:tls"
@@ -41,6 +41,8 @@ export interface PgPoolOptions extends
     | "closeTimeout"
     | "leakThreshold"
     | "retrySchedule"
+    | "minRetryDelay"
+    | "releaseTimeout"
   >
 {
   /** `postgres://user:password@host:port/database?sslmode=…&application_name=…`; fields below override it. */
@@ -198,8 +200,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
     const port = options.port ?? fromUrl.port ?? defaults.port
     if (!Number.isInteger(port) || port < 1 || port > 65_535) return fail("port", port, "an integer in [1, 65535]")
 
-    const queryTimeout = millisOf(options.queryTimeout ?? defaults.queryTimeout, { allowZero: false })
-    if (queryTimeout === undefined) return fail("queryTimeout", options.queryTimeout, "a finite duration > 0")
+    const queryTimeout = PoolOptions.decodeMillis(options.queryTimeout ?? defaults.queryTimeout)
+    if (Either.isLeft(queryTimeout)) return fail("queryTimeout", options.queryTimeout, queryTimeout.left)
     const durations: Array<[string, Duration.DurationInput | undefined]> = [
       ["connectTimeout", options.connectTimeout],
       ["cancelTimeout", options.cancelTimeout],
@@ -207,9 +209,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       ["idleInTransactionTimeout", options.idleInTransactionTimeout]
     ]
     for (const [field, value] of durations) {
-      if (value !== undefined && millisOf(value, { allowZero: false }) === undefined) {
-        return fail(field, value, "a finite duration > 0")
-      }
+      const decoded = value === undefined ? undefined : PoolOptions.decodeMillis(value)
+      if (decoded !== undefined && Either.isLeft(decoded)) return fail(field, value, decoded.left)
     }
     const password = options.password ?? fromUrl.password
     const ssl = options.ssl ?? fromUrl.ssl
@@ -226,8 +227,8 @@ export const resolveConnection = (options: PgPoolOptions): Effect.Effect<Resolve
       ...(options.keepAlive !== undefined ? { keepAlive: options.keepAlive } : {}),
       ...(options.lockTimeout !== undefined ? { lockTimeout: options.lockTimeout } : {}),
       idleInTransactionTimeout: options.idleInTransactionTimeout ?? defaults.idleInTransactionTimeout,
-      queryTimeout: Duration.millis(queryTimeout),
-      statementTimeout: Duration.millis(safetyNetFor(queryTimeout)),
+      queryTimeout: Duration.millis(queryTimeout.right),
+      statementTimeout: Duration.millis(safetyNetFor(queryTimeout.right)),
       ...(options.types !== undefined ? { types: options.types } : {})
     }
     return Effect.succeed({ connection, name: connection.applicationName! })
