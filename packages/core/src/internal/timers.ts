@@ -27,38 +27,56 @@ export const backgroundSleep = (clock: Clock.Clock, millis: number): Effect.Effe
   clock === liveClock ? unrefSleep(millis) : clock.sleep(Duration.millis(millis))
 
 /**
- * Sleeps `millis` (until woken when `undefined`), keeping the process alive, or until the
- * `wake` handed to `onWake` is called; `onWake(undefined)` is called once the sleep is over.
+ * The handle on a {@link wakeableSleep} in progress: `wake` ends it early, `keepAlive` says
+ * whether its timer holds the process (a live timer is ref'd or unref'd; others ignore it).
+ *
+ * @internal
+ */
+export interface SleepControl {
+  wake: (() => void) | undefined
+  keepAlive: ((on: boolean) => void) | undefined
+}
+
+/**
+ * Sleeps `millis` (until woken when `undefined`), or until `control.wake` is called. Its timer
+ * keeps the process alive while `keepAlive` (then `control.keepAlive`) says so.
  *
  * @internal
  */
 export const wakeableSleep = (
   clock: Clock.Clock,
   millis: number | undefined,
-  onWake: (wake: (() => void) | undefined) => void
+  control: SleepControl,
+  keepAlive: boolean
 ): Effect.Effect<void> => {
+  const clear = () => {
+    control.wake = undefined
+    control.keepAlive = undefined
+  }
   if (millis !== undefined && clock === liveClock) {
     // One timer and no fiber per sleep: the expirer sleeps like this once per deadline.
     return Effect.async<void>((resume) => {
       const done = () => {
         clearTimeout(timer)
-        onWake(undefined)
+        clear()
         resume(Effect.void)
       }
       const timer = setTimeout(done, millis)
-      onWake(done)
+      if (!keepAlive) timer.unref?.()
+      control.wake = done
+      control.keepAlive = (on) => on ? timer.ref?.() : timer.unref?.()
       return Effect.sync(() => {
         clearTimeout(timer)
-        onWake(undefined)
+        clear()
       })
     })
   }
   const woken = Effect.async<void>((resume) => {
-    onWake(() => {
-      onWake(undefined)
+    control.wake = () => {
+      clear()
       resume(Effect.void)
-    })
-    return Effect.sync(() => onWake(undefined))
+    }
+    return Effect.sync(clear)
   })
   return millis === undefined ? woken : Effect.raceFirst(woken, clock.sleep(Duration.millis(millis)))
 }

@@ -183,7 +183,7 @@ const wait = <A, E>(
   state.waiters.push(waiter)
   state.publishWaiting()
   state.grow()
-  if (state.expirerTarget === undefined || waiter.deadline < state.expirerTarget) state.wakeExpirer?.()
+  if (state.expirerTarget === undefined || waiter.deadline < state.expirerTarget) state.expirer.wake?.()
   return Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {
     if (waiter.result !== undefined) resume(waiter.result)
     else waiter.resume = resume
@@ -224,18 +224,13 @@ export const expireWaiters = <A, E>(state: PoolState<A, E>): Effect.Effect<never
   Effect.suspend(() => {
     const now = state.now()
     const expired = state.waiters.takeExpired(now)
-    if (expired.length > 0) {
-      state.publishWaiting()
-      for (const waiter of expired) {
-        state.settle(waiter, Effect.fail(Report.timeoutError(state, waiter.since, { count: true })))
-      }
+    for (let i = 0; i < expired.length; i++) {
+      // Each one's error counts those expiring after it in this instant as still waiting.
+      const waiting = state.waiters.size + expired.length - 1 - i
+      state.settle(expired[i]!, Effect.fail(Report.timeoutError(state, expired[i]!.since, { count: true, waiting })))
     }
+    if (expired.length > 0) state.publishWaiting()
     const next = state.waiters.nextDeadline()
     state.expirerTarget = next
-    return sleepUntil(state, next === undefined ? undefined : next - now)
+    return wakeableSleep(state.rt.clock, next === undefined ? undefined : next - now, state.expirer, next !== undefined)
   }).pipe(Effect.forever)
-
-const sleepUntil = <A, E>(state: PoolState<A, E>, millis: number | undefined): Effect.Effect<void> =>
-  wakeableSleep(state.rt.clock, millis, (wake) => {
-    state.wakeExpirer = wake
-  })

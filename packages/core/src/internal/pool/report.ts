@@ -48,7 +48,7 @@ export const stats = <A, E>(state: PoolState<A, E>): PoolStats.Stats => ({
 export const timeoutError = <A, E>(
   state: PoolState<A, E>,
   since: number,
-  options: { readonly count: boolean }
+  options: { readonly count: boolean; readonly waiting?: number }
 ): PoolError.PoolTimeout => {
   if (options.count) {
     state.timeouts++
@@ -62,7 +62,7 @@ export const timeoutError = <A, E>(
     max: state.max,
     inUse: state.inUse,
     idle: state.idle.length,
-    waiting: state.waiters.size,
+    waiting: options.waiting ?? state.waiters.size,
     holders: holders(state, now),
     ...(state.outage !== undefined ? { cause: state.outage.lastError } : {})
   })

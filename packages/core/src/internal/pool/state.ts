@@ -23,6 +23,7 @@ import * as PoolError from "../../PoolError.js"
 import type * as PoolOptions from "../../PoolOptions.js"
 import type * as RuntimeGuard from "../../RuntimeGuard.js"
 import { acquisitionSite } from "../leak.js"
+import type { SleepControl } from "../timers.js"
 import { canMove, type Entry, type EntryState, isLeased } from "./entry.js"
 import type { Hooks } from "./hooks.js"
 import type { Metrics } from "./metrics.js"
@@ -85,7 +86,8 @@ export class PoolState<A, E> {
 
   /** The deadline the expirer sleeps until (`undefined`: it sleeps until woken). */
   expirerTarget: number | undefined = undefined
-  wakeExpirer: (() => void) | undefined = undefined
+  /** The expirer's sleep: woken early by a waiter with an earlier deadline; keeps the process alive while one waits. */
+  readonly expirer: SleepControl = { wake: undefined, keepAlive: undefined }
 
   closeDone: Deferred.Deferred<void> | undefined = undefined
   /** Completed once no lease is out, after close began. */
@@ -209,9 +211,10 @@ export class PoolState<A, E> {
     this.rt.metrics.idle.update(this.live.size - this.inUse)
   }
 
-  /** Sets the gauge of waiting callers. */
+  /** Sets the gauge of waiting callers; lets the expirer's timer hold the process only while one waits. */
   publishWaiting(): void {
     this.rt.metrics.pendingRequests.update(this.waiters.size)
+    this.expirer.keepAlive?.(this.waiters.size > 0)
   }
 
   /** Sets the gauges of the pool's bounds. */
