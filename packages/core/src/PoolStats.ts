@@ -25,10 +25,15 @@
  *
  * The conventions name the state attribute `db.client.connection.state` (older versions:
  * `state`) and use UpDownCounters for the counts; Effect has no UpDownCounter, so they are
- * gauges, set on every change. `wait_time` records the requests that had to wait (as
- * `requestsQueued` counts them); one served at once by an idle resource waited 0 s and is not
- * recorded, so that the hot path — an idle resource leased and returned — costs no histogram
- * update beyond `use_time`.
+ * gauges. `wait_time` records the requests that had to wait (as `requestsQueued` counts
+ * them); one served at once by an idle resource waited 0 s and is not recorded.
+ *
+ * What the hot path — an idle resource leased and returned — costs: two field updates and one
+ * store of the lease's duration in a buffer, nothing more. An Effect histogram update costs
+ * tens of nanoseconds and boxes numbers; a tagged metric also builds a label array and looks
+ * its hook up by key on every update. So the pool resolves its hooks once, and publishes the
+ * buffered durations and the gauges every second, on `Pool.stats` and at close: a metric read
+ * in between may be up to a second old.
  *
  * @since 0.1.0
  */

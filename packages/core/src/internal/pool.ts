@@ -67,7 +67,11 @@ export const invalidate = dual(
 
 /** @internal */
 export const stats = <A, E>(self: Pool<A, E>): Effect.Effect<PoolStats.Stats> =>
-  Effect.sync(() => Report.stats(stateOf(self)))
+  Effect.sync(() => {
+    const state = stateOf(self)
+    state.publish()
+    return Report.stats(state)
+  })
 
 /** @internal */
 export const waitReady = dual(

@@ -181,7 +181,7 @@ const wait = <A, E>(
   state.requestsQueued++
   const waiter = new Waiter<A, E | PoolError.PoolError>(since, since + state.options.acquireTimeout, fiber)
   state.waiters.push(waiter)
-  state.publishWaiting()
+  state.waitersChanged()
   state.grow()
   if (state.expirerTarget === undefined || waiter.deadline < state.expirerTarget) state.expirer.wake?.()
   return Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {
@@ -208,7 +208,7 @@ const waitEnded = <A, E>(
     if (Exit.isSuccess(exit)) return
     // The waiter gave up (interrupt). If an entry was handed to it in the same instant, it goes
     // back to the pool: never lost (psycopg issue 509).
-    if (state.waiters.leave(waiter)) state.publishWaiting()
+    if (state.waiters.leave(waiter)) state.waitersChanged()
     else if (waiter.entry !== undefined) Handoff.giveBack(state, waiter.entry, undefined)
   })
 
@@ -229,7 +229,7 @@ export const expireWaiters = <A, E>(state: PoolState<A, E>): Effect.Effect<never
       const waiting = state.waiters.size + expired.length - 1 - i
       state.settle(expired[i]!, Effect.fail(Report.timeoutError(state, expired[i]!.since, { count: true, waiting })))
     }
-    if (expired.length > 0) state.publishWaiting()
+    if (expired.length > 0) state.waitersChanged()
     const next = state.waiters.nextDeadline()
     state.expirerTarget = next
     return wakeableSleep(state.rt.clock, next === undefined ? undefined : next - now, state.expirer, next !== undefined)

@@ -38,7 +38,7 @@ const closeOnce = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
     state.drained = drained
     if (state.inUse === 0) Deferred.unsafeDone(drained, Exit.void)
     const waiters = state.waiters.takeAll()
-    state.publishWaiting()
+    state.waitersChanged()
     for (const waiter of waiters) state.settle(waiter, state.closedError)
     const ready = state.readyWaiters
     state.readyWaiters = []
@@ -58,7 +58,7 @@ const closeOnce = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
             `(${releaseTimeout} ms): their acquire or finalizer does not end; close returns without them`
         ).pipe(Effect.annotateLogs({ pool: state.name }))
       }
-      state.publishCounts()
+      state.publish()
     })
   })
 

@@ -113,7 +113,6 @@ const created = <A, E>(
     const entry = new Entry(state.nextId++, value, scope, now, expires)
     state.live.add(entry)
     state.byValue.set(entry.value, entry)
-    state.publishCounts()
     const outage = state.outage
     state.outage = undefined
     if (state.live.size >= state.min && state.readyWaiters.length > 0) {
@@ -208,7 +207,7 @@ const scheduleEnded = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
 const failWaiters = <A, E>(state: PoolState<A, E>, result: Effect.Effect<never, E | PoolError.PoolError>): void => {
   const waiters = state.waiters.takeAll()
   if (waiters.length === 0) return
-  state.publishWaiting()
+  state.waitersChanged()
   for (const waiter of waiters) state.settle(waiter, result)
 }
 

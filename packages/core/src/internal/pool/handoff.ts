@@ -23,7 +23,7 @@ export const offer = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void => {
     state.idle.push(entry)
     return
   }
-  state.publishWaiting()
+  state.waitersChanged()
   state.transition(entry, "leased", waiter.fiber)
   waiter.entry = entry
   waiter.result = Effect.succeed(entry)

@@ -97,9 +97,11 @@ export const make = <A, E, R>(
     )
     state.rt.runBackground(Effect.forever(Effect.zipRight(backgroundSleep(clock, interval), maintain)))
     state.rt.runBackground(Checkout.expireWaiters(state))
-    state.publishBounds()
-    state.publishCounts()
-    state.publishWaiting()
+    // Metrics are brought up to date every second, off the hot path.
+    state.rt.runBackground(
+      Effect.forever(Effect.zipRight(backgroundSleep(clock, 1_000), Effect.sync(() => state.publish())))
+    )
+    state.publish()
     state.grow()
     return state
   })

@@ -84,7 +84,6 @@ const release = <A, E>(
   state.live.delete(entry)
   state.byValue.delete(entry.value)
   state.retired[reason]++
-  state.publishCounts()
   const described = cause === undefined ? undefined : Report.describeCause(cause)
   const message = `retired resource #${entry.id} (${reason})` +
     (described === undefined ? "" : `: ${hookOf(reason)} ${described.defect ? "died" : "failed"}: ${described.text}`)
@@ -148,7 +147,7 @@ export const maintain = <A, E>(state: PoolState<A, E>): Array<Entry<A>> => {
 export const resize = <A, E>(state: PoolState<A, E>, min: number, max: number): void => {
   state.min = min
   state.max = max
-  state.publishBounds()
+  state.publish()
   while (state.live.size > state.max && state.idle.length > 0) retire(state, state.idle.shift()!, "idle")
   state.grow()
 }

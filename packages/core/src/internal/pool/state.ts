@@ -59,6 +59,9 @@ export interface Outage {
   reconnectSince: number
 }
 
+/** Lease durations buffered between two metric publications (flushed early when full). */
+const useTimesCapacity = 4096
+
 /** What a caller of `waitReady` is told. @internal */
 export type ReadyResume = (result: Effect.Effect<void, PoolError.PoolClosed>) => void
 
@@ -164,7 +167,7 @@ export class PoolState<A, E> {
       this.inUse--
       const held = now - entry.leasedAt
       this.usageTimeTotal += held
-      this.rt.metrics.useTime.update(held / 1000)
+      this.recordUse(held)
       entry.holder = undefined
       if (next === "idle") {
         entry.uses++
@@ -172,7 +175,6 @@ export class PoolState<A, E> {
       }
       if (this.inUse === 0 && this.drained !== undefined) Deferred.unsafeDone(this.drained, Exit.void)
     }
-    this.publishCounts()
   }
 
   /** Settles a waiter that gets no entry (it failed, or the pool closed). */
@@ -205,22 +207,38 @@ export class PoolState<A, E> {
       (this.waiters.size > 0 || this.live.size + this.pending <= this.min)
   }
 
-  /** Sets the gauges of resources by state. */
-  publishCounts(): void {
-    this.rt.metrics.used.update(this.inUse)
-    this.rt.metrics.idle.update(this.live.size - this.inUse)
-  }
-
-  /** Sets the gauge of waiting callers; lets the expirer's timer hold the process only while one waits. */
-  publishWaiting(): void {
-    this.rt.metrics.pendingRequests.update(this.waiters.size)
+  /** To call when the waiters changed: the expirer's timer holds the process only while one waits. */
+  waitersChanged(): void {
     this.expirer.keepAlive?.(this.waiters.size > 0)
   }
 
-  /** Sets the gauges of the pool's bounds. */
-  publishBounds(): void {
-    this.rt.metrics.max.update(this.max)
-    this.rt.metrics.idleMax.update(this.max)
-    this.rt.metrics.idleMin.update(this.min)
+  // Metrics. The hot path (a lease ends) only stores the lease's duration in a preallocated
+  // buffer: an Effect histogram update costs ~50 ns and boxes numbers, far more than a counter.
+  // `publish` moves the buffer into the histogram and sets the gauges, off the hot path: every
+  // second, on `Pool.stats`, on resize and at close.
+  private readonly useTimes = new Float64Array(useTimesCapacity)
+  private useCount = 0
+
+  private recordUse(heldMillis: number): void {
+    this.useTimes[this.useCount++] = heldMillis
+    if (this.useCount === useTimesCapacity) this.flushUseTimes()
+  }
+
+  private flushUseTimes(): void {
+    const { useTime } = this.rt.metrics
+    for (let i = 0; i < this.useCount; i++) useTime.update(this.useTimes[i]! / 1000)
+    this.useCount = 0
+  }
+
+  /** Brings every metric up to date. */
+  publish(): void {
+    this.flushUseTimes()
+    const m = this.rt.metrics
+    m.used.update(this.inUse)
+    m.idle.update(this.live.size - this.inUse)
+    m.pendingRequests.update(this.waiters.size)
+    m.max.update(this.max)
+    m.idleMax.update(this.max)
+    m.idleMin.update(this.min)
   }
 }
