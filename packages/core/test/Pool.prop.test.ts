@@ -602,7 +602,7 @@ const timeout = Math.max(60_000, runs * 150)
 
 describe("Pool properties", () => {
   it.effect.prop(
-    "11. random programs keep the pool's invariants",
+    "D22 random programs — hostile hooks, creation failures and defects included — keep the pool's invariants",
     programArb,
     ({ commands, config }) => program(config, commands, { strict: true }),
     { timeout, fastCheck: parameters }
