@@ -4,11 +4,17 @@
  * Resources are created by a scoped `acquire` (the resource's finalizer is its release),
  * leased with {@link use} (the hot path: opens no Scope) or {@link get} (for the rest of a
  * scope), and returned, re-checked, aged and retired by the pool. Waiting is FIFO and bounded
- * (`acquireTimeout`, `maxWaiting`); creation failures are retried in the background with
- * backoff; closing — when the scope that made the pool ends, or by {@link close} — fails new
- * and waiting callers at once, releases idle resources concurrently and force-releases leases
- * still out after `closeTimeout`. A pool belongs to the runtime that built it (see
- * `RuntimeGuard`). psycopg_pool's and HikariCP's semantics are the reference.
+ * (`acquireTimeout`, `maxWaiting`); creation failures are retried in the background, one
+ * creation at a time, with backoff; closing — when the scope that made the pool ends, or by
+ * {@link close} — fails new and waiting callers at once, releases idle resources concurrently
+ * and force-releases leases still out after `closeTimeout`. A pool belongs to the runtime that
+ * built it (see `RuntimeGuard`). psycopg_pool's and HikariCP's semantics are the reference.
+ *
+ * User code never runs unprotected: `f`, `acquire` and the hooks may throw, fail, die or hang.
+ * A lease always ends (returned, or its resource retired with the reason logged); a check is
+ * interruptible and bounded by the caller's `acquireTimeout`; a defect in `acquire` or
+ * `onCreate` fails the waiters at once, as a defect; the pool's background work runs on fibers
+ * it supervises, with the app's logger and tracer, and close waits for them, bounded.
  *
  * @since 0.1.0
  */
@@ -93,9 +99,10 @@ export const make: <A, E, R>(
 export const get = <A, E>(self: Pool<A, E>): Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> => self.get
 
 /**
- * Runs `f` with a leased resource and returns the resource when `f` ends (success, failure
- * or interruption). Opens no Scope, so it is the cheapest way to lease. If the pool was
- * closed under the holder (`closeTimeout` passed), fails with `LeaseRevoked`.
+ * Runs `f` with a leased resource and returns the resource when `f` ends (success, failure,
+ * defect or interruption; an `f` that throws when called dies with what it threw). Opens no
+ * Scope, so it is the cheapest way to lease. If the pool was closed under the holder
+ * (`closeTimeout` passed), fails with `LeaseRevoked`.
  *
  * @since 0.1.0
  * @category combinators
@@ -131,7 +138,8 @@ export const stats: <A, E>(self: Pool<A, E>) => Effect.Effect<PoolStats.Stats> =
 
 /**
  * Waits until the pool holds `min` resources (psycopg's `wait()`); fails with `PoolTimeout`
- * (with the last creation error as cause) after `timeout`.
+ * (with the last creation error as cause) after `timeout`, and with `PoolClosed` as soon as
+ * the pool closes. Not a lease request: not counted in `stats.timeouts`.
  *
  * @since 0.1.0
  * @category combinators
@@ -174,7 +182,8 @@ export const drain: <A, E>(self: Pool<A, E>) => Effect.Effect<void> = internal.d
 
 /**
  * Closes the pool now rather than when its scope ends. Idempotent; concurrent calls all wait
- * for the one close. Returns within `closeTimeout` plus the resources' own finalizers.
+ * for the one close. Returns within `closeTimeout` plus the resources' own finalizers, at most
+ * `releaseTimeout` more. A close started by an interrupted fiber waits all the same.
  *
  * @since 0.1.0
  * @category combinators
