@@ -125,7 +125,7 @@ const takeIdle = <A, E>(state: PoolState<A, E>, fiber: Fiber.RuntimeFiber<any, a
   while ((entry = state.idle.pop()) !== undefined) {
     const why = Retirement.onCheckout(state, entry, now)
     if (why === undefined) {
-      state.transition(entry, "leased", fiber)
+      state.transition(entry, "leased", fiber, now)
       return entry
     }
     Retirement.retire(state, entry, why.reason, why.cause)
@@ -204,7 +204,7 @@ const waitEnded = <A, E>(
     const waited = now - queuedAt
     state.waitTimeTotal += waited
     if (waited > state.waitTimeMax) state.waitTimeMax = waited
-    state.rt.metrics.waitTime.update(waited / 1000)
+    state.recordWait(waited)
     if (Exit.isSuccess(exit)) return
     // The waiter gave up (interrupt). If an entry was handed to it in the same instant, it goes
     // back to the pool: never lost (psycopg issue 509).
@@ -232,5 +232,6 @@ export const expireWaiters = <A, E>(state: PoolState<A, E>): Effect.Effect<never
     if (expired.length > 0) state.waitersChanged()
     const next = state.waiters.nextDeadline()
     state.expirerTarget = next
+    state.expirerHolds = next !== undefined
     return wakeableSleep(state.rt.clock, next === undefined ? undefined : next - now, state.expirer, next !== undefined)
   }).pipe(Effect.forever)

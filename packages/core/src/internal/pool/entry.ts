@@ -28,16 +28,16 @@ import type * as Scope from "effect/Scope"
 /** @internal */
 export type EntryState = "idle" | "leased" | "invalidated" | "revoked" | "retired"
 
-const moves: { readonly [S in EntryState]: ReadonlyArray<EntryState> } = {
-  idle: ["leased", "retired"],
-  leased: ["idle", "invalidated", "revoked", "retired"],
-  invalidated: ["revoked", "retired"],
-  revoked: [],
-  retired: []
+const moves: { readonly [S in EntryState]: { readonly [T in EntryState]?: true } } = {
+  idle: { leased: true, retired: true },
+  leased: { idle: true, invalidated: true, revoked: true, retired: true },
+  invalidated: { revoked: true, retired: true },
+  revoked: {},
+  retired: {}
 }
 
 /** Whether an entry may move from `from` to `to`. @internal */
-export const canMove = (from: EntryState, to: EntryState): boolean => moves[from].includes(to)
+export const canMove = (from: EntryState, to: EntryState): boolean => moves[from][to] === true
 
 /** Whether an entry in `state` belongs to a holder. @internal */
 export const isLeased = (state: EntryState): boolean => state === "leased" || state === "invalidated"

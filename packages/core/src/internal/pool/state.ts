@@ -19,6 +19,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import type * as MetricHook from "effect/MetricHook"
 import * as PoolError from "../../PoolError.js"
 import type * as PoolOptions from "../../PoolOptions.js"
 import type * as RuntimeGuard from "../../RuntimeGuard.js"
@@ -59,8 +60,20 @@ export interface Outage {
   reconnectSince: number
 }
 
-/** Lease durations buffered between two metric publications (flushed early when full). */
-const useTimesCapacity = 4096
+/** Durations in milliseconds, kept until they are published to a histogram in seconds. */
+class DurationBuffer {
+  private readonly millis = new Float64Array(1024)
+  private size = 0
+  /** Adds one; returns true when the buffer is full. */
+  add(millis: number): boolean {
+    this.millis[this.size++] = millis
+    return this.size === this.millis.length
+  }
+  flushTo(histogram: MetricHook.MetricHook.Histogram): void {
+    for (let i = 0; i < this.size; i++) histogram.update(this.millis[i]! / 1000)
+    this.size = 0
+  }
+}
 
 /** What a caller of `waitReady` is told. @internal */
 export type ReadyResume = (result: Effect.Effect<void, PoolError.PoolClosed>) => void
@@ -145,7 +158,7 @@ export class PoolState<A, E> {
    * holder (and, with leak detection, where it was taken); a lease that ends is counted and
    * measured, and the last one out during close completes the drain.
    */
-  transition(entry: Entry<A>, next: EntryState, holder?: Fiber.RuntimeFiber<any, any>): void {
+  transition(entry: Entry<A>, next: EntryState, holder?: Fiber.RuntimeFiber<any, any>, now?: number): void {
     const from = entry.state
     if (!canMove(from, next)) {
       throw new Error(`@scoped-pool/core bug: resource #${entry.id} cannot move from ${from} to ${next}`)
@@ -153,7 +166,7 @@ export class PoolState<A, E> {
     entry.state = next
     if (next === "leased" && from === "idle") {
       this.inUse++
-      entry.leasedAt = this.now()
+      entry.leasedAt = now ?? this.now()
       entry.leakReported = false
       if (holder === undefined) {
         entry.holder = undefined
@@ -163,15 +176,15 @@ export class PoolState<A, E> {
         entry.site = this.options.leakThreshold === undefined ? undefined : acquisitionSite(holder)
       }
     } else if (isLeased(from) && !isLeased(next)) {
-      const now = this.now()
+      const at = now ?? this.now()
       this.inUse--
-      const held = now - entry.leasedAt
+      const held = at - entry.leasedAt
       this.usageTimeTotal += held
       this.recordUse(held)
       entry.holder = undefined
       if (next === "idle") {
         entry.uses++
-        entry.lastUsedAt = now
+        entry.lastUsedAt = at
       }
       if (this.inUse === 0 && this.drained !== undefined) Deferred.unsafeDone(this.drained, Exit.void)
     }
@@ -209,30 +222,36 @@ export class PoolState<A, E> {
 
   /** To call when the waiters changed: the expirer's timer holds the process only while one waits. */
   waitersChanged(): void {
-    this.expirer.keepAlive?.(this.waiters.size > 0)
+    const waiting = this.waiters.size > 0
+    if (waiting !== this.expirerHolds) {
+      this.expirerHolds = waiting
+      this.expirer.keepAlive?.(waiting)
+    }
   }
 
-  // Metrics. The hot path (a lease ends) only stores the lease's duration in a preallocated
-  // buffer: an Effect histogram update costs ~50 ns and boxes numbers, far more than a counter.
-  // `publish` moves the buffer into the histogram and sets the gauges, off the hot path: every
-  // second, on `Pool.stats`, on resize and at close.
-  private readonly useTimes = new Float64Array(useTimesCapacity)
-  private useCount = 0
+  /** Whether the expirer's timer was last told to hold the process. */
+  expirerHolds = false
+
+  // Metrics. The hot path (a lease ends, a waiter is served) only stores a duration in a
+  // preallocated buffer: an Effect histogram update costs ~40 ns and boxes numbers, far more than
+  // a counter. `publish` moves the buffers into the histograms and sets the gauges, off the hot
+  // path: every second, on `Pool.stats`, on resize and at close (and a buffer that fills up).
+  private readonly useTimes = new DurationBuffer()
+  private readonly waitTimes = new DurationBuffer()
 
   private recordUse(heldMillis: number): void {
-    this.useTimes[this.useCount++] = heldMillis
-    if (this.useCount === useTimesCapacity) this.flushUseTimes()
+    if (this.useTimes.add(heldMillis)) this.useTimes.flushTo(this.rt.metrics.useTime)
   }
 
-  private flushUseTimes(): void {
-    const { useTime } = this.rt.metrics
-    for (let i = 0; i < this.useCount; i++) useTime.update(this.useTimes[i]! / 1000)
-    this.useCount = 0
+  /** Records how long a request waited in the queue. */
+  recordWait(waitedMillis: number): void {
+    if (this.waitTimes.add(waitedMillis)) this.waitTimes.flushTo(this.rt.metrics.waitTime)
   }
 
   /** Brings every metric up to date. */
   publish(): void {
-    this.flushUseTimes()
+    this.useTimes.flushTo(this.rt.metrics.useTime)
+    this.waitTimes.flushTo(this.rt.metrics.waitTime)
     const m = this.rt.metrics
     m.used.update(this.inUse)
     m.idle.update(this.live.size - this.inUse)
