@@ -96,7 +96,7 @@ export const make: <A, E, R>(
  * @since 0.1.0
  * @category combinators
  */
-export const get = <A, E>(self: Pool<A, E>): Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> => self.get
+export const get: <A, E>(self: Pool<A, E>) => Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> = internal.get
 
 /**
  * Runs `f` with a leased resource and returns the resource when `f` ends (success, failure,

@@ -53,6 +53,9 @@ export const make = <A, E, R>(
   Effect.map(Make.make(options), (state) => new PoolImpl(state))
 
 /** @internal */
+export const get = <A, E>(self: Pool<A, E>): Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> => self.get
+
+/** @internal */
 export const use = dual(
   2,
   <A, E, B, E2, R2>(self: PoolImpl<A, E>, f: (a: A) => Effect.Effect<B, E2, R2>) => self.use(f)

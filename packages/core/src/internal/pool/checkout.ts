@@ -151,6 +151,8 @@ const checkThenLease = <A, E>(
   const check = Effect.timeoutOption(Hooks.call(state.hooks.check!, entry.value), Duration.millis(remaining))
   return Effect.matchCauseEffect(Effect.interruptible(check), {
     onSuccess: (checked): Effect.Effect<Entry<A>, E | PoolError.PoolError> => {
+      // Revoked while checking: the pool closed, and closeTimeout passed.
+      if (entry.state === "revoked") return state.closedError
       if (Option.isSome(checked)) return Effect.succeed(entry)
       Retirement.retire(state, entry, "check-failed", timedOut)
       return Effect.fail(Report.timeoutError(state, since, { count: true }))
