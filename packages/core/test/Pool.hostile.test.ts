@@ -240,6 +240,30 @@ describe("D13 an acquire that fails or dies synchronously, with any retry schedu
     })
   }
 
+  it.effect("D13 a retry schedule that gives up at once: waiters fail with the error, and nothing spins until the next request", () =>
+    Effect.gen(function*() {
+      let attempts = 0
+      const acquire = Effect.suspend(() => {
+        attempts++
+        return Effect.fail(new CreateError({ attempt: attempts }))
+      })
+      const pool = yield* Pool.make({
+        acquire,
+        min: 2,
+        max: 2,
+        acquireTimeout: "10 seconds",
+        closeTimeout: 0,
+        retrySchedule: Schedule.recurs(0)
+      })
+      assert.strictEqual(attempts, 1)
+      const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
+      assert.strictEqual(error._tag, "CreateError")
+      assert.strictEqual(attempts, 2)
+      // the maintenance pass tries again for min, once per pass
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual(attempts, 3)
+    }).pipe(Effect.scoped))
+
   it.live("D13 the event loop stays free: timers fire while acquire fails synchronously under Schedule.forever", () =>
     Effect.gen(function*() {
       let attempts = 0

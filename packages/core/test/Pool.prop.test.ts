@@ -69,8 +69,8 @@ interface Config {
   readonly retryMillis: number
   /** At the end, let closeTimeout pass before the holders return (revokes their leases). */
   readonly revokeAtEnd: boolean
-  /** Delays between creation attempts: spaced by `retryMillis`, none at all, or a few then give up. */
-  readonly retry: "spaced" | "forever" | "recurs"
+  /** Delays between creation attempts: spaced by `retryMillis`, none at all, a few then give up, or give up at once. */
+  readonly retry: "spaced" | "forever" | "recurs" | "stop"
   /** `check` runs on checkout of a resource idle longer than this. */
   readonly checkAfterIdle: number
 }
@@ -134,7 +134,13 @@ const configArb: FastCheck.Arbitrary<Config> = FastCheck.record({
   reconnectTimeout: FastCheck.integer({ min: 5, max: 50 }).map((n) => n * 10),
   retryMillis: FastCheck.integer({ min: 5, max: 100 }),
   revokeAtEnd: FastCheck.boolean(),
-  retry: FastCheck.constantFrom("spaced" as const, "spaced" as const, "forever" as const, "recurs" as const),
+  retry: FastCheck.constantFrom(
+    "spaced" as const,
+    "spaced" as const,
+    "forever" as const,
+    "recurs" as const,
+    "stop" as const
+  ),
   checkAfterIdle: FastCheck.constantFrom(0, 50, 500)
 }).map(({ sizes, ...rest }) => ({ ...sizes, ...rest }))
 
@@ -330,6 +336,8 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
         ? Schedule.forever
         : config.retry === "recurs"
         ? Schedule.intersect(Schedule.spaced(Duration.millis(config.retryMillis)), Schedule.recurs(2))
+        : config.retry === "stop"
+        ? Schedule.recurs(0)
         : Schedule.spaced(Duration.millis(config.retryMillis)),
       reconnectTimeout: Duration.millis(config.reconnectTimeout),
       closeTimeout: Duration.millis(config.closeTimeout)

@@ -184,6 +184,7 @@ const wait = <A, E>(
   const waiter = new Waiter<A, E | PoolError.PoolError>(since, since + state.options.acquireTimeout, fiber)
   state.waiters.push(waiter)
   state.waitersChanged()
+  state.retryAgain()
   state.grow()
   if (state.expirerTarget === undefined || waiter.deadline < state.expirerTarget) state.expirer.wake?.()
   return Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {

@@ -140,6 +140,7 @@ const failed = <A, E>(state: PoolState<A, E>, cause: Cause.Cause<E>): Effect.Eff
   const described = Report.describeCause(cause)
   const first = state.outage === undefined
   const outage = state.outage ??= {
+    phase: "retrying",
     since: now,
     failures: 0,
     lastCause: cause,
@@ -197,6 +198,7 @@ const scheduleEnded = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const outage = state.outage
     if (outage === undefined) return Effect.void
+    outage.phase = "given-up"
     failWaiters(state, Effect.failCause(outage.lastCause as Cause.Cause<E>))
     return Effect.logWarning(
       `retrySchedule ended after ${outage.failures} failed attempt(s); waiters fail with the last error, ` +

@@ -130,6 +130,7 @@ export const maintain = <A, E>(state: PoolState<A, E>): Array<Entry<A>> => {
     state.idle.splice(i, 1)
     retire(state, entry, why.reason, why.cause)
   }
+  state.retryAgain()
   state.grow()
   const leaks: Array<Entry<A>> = []
   if (state.options.leakThreshold !== undefined) {

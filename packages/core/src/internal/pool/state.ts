@@ -48,8 +48,15 @@ export interface Runtime {
   readonly metrics: Metrics
 }
 
-/** A period in which creating resources keeps failing. @internal */
+/**
+ * A period in which creating resources keeps failing. `retrying` while a creation backs off to
+ * try again; `given-up` once `retrySchedule` ended: then nothing is created until the next
+ * request or maintenance pass, so that a schedule that gives up at once cannot spin.
+ *
+ * @internal
+ */
 export interface Outage {
+  phase: "retrying" | "given-up"
   readonly since: number
   /** Failed attempts so far. */
   failures: number
@@ -210,8 +217,13 @@ export class PoolState<A, E> {
     const size = this.live.size + this.pending
     if (size >= this.max) return false
     // While creation fails, one fiber at a time retries instead of each waiter hammering the target.
-    if (this.outage !== undefined && this.pending > 0) return false
+    if (this.outage !== undefined && (this.pending > 0 || this.outage.phase === "given-up")) return false
     return size < this.min || this.waiters.size > this.pending
+  }
+
+  /** After `retrySchedule` gave up, lets a new request or a maintenance pass try again. */
+  retryAgain(): void {
+    if (this.outage !== undefined) this.outage.phase = "retrying"
   }
 
   /** Whether a creation under way should (still) be attempted: it is wanted and fits in `max`. */
