@@ -28,16 +28,19 @@ import type * as Scope from "effect/Scope"
 /** @internal */
 export type EntryState = "idle" | "leased" | "invalidated" | "revoked" | "retired"
 
-const moves: { readonly [S in EntryState]: { readonly [T in EntryState]?: true } } = {
-  idle: { leased: true, retired: true },
-  leased: { idle: true, invalidated: true, revoked: true, retired: true },
-  invalidated: { revoked: true, retired: true },
-  revoked: {},
-  retired: {}
+/** Whether an entry may move from `from` to `to`: the arrows of the diagram above. @internal */
+export const canMove = (from: EntryState, to: EntryState): boolean => {
+  switch (from) {
+    case "idle":
+      return to === "leased" || to === "retired"
+    case "leased":
+      return to !== "leased"
+    case "invalidated":
+      return to === "revoked" || to === "retired"
+    default:
+      return false
+  }
 }
-
-/** Whether an entry may move from `from` to `to`. @internal */
-export const canMove = (from: EntryState, to: EntryState): boolean => moves[from][to] === true
 
 /** Whether an entry in `state` belongs to a holder. @internal */
 export const isLeased = (state: EntryState): boolean => state === "leased" || state === "invalidated"
