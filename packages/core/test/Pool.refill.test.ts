@@ -98,4 +98,37 @@ describe("Pool refill", () => {
       assert.isTrue(millis.every((ms) => ms <= 1_000))
       assert.strictEqual(millis.at(-1), 1_000)
     }))
+
+  it.effect("6. logs a user reads: one Warning per outage, Debug per further failure, no stack; one Info when it recovers", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        name: "outage",
+        acquire: resources.acquire,
+        max: 1,
+        acquireTimeout: "10 seconds",
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      const waiter = yield* Effect.fork(Pool.use(pool, (r) => Effect.succeed(r.id)))
+      yield* TestClock.adjust("250 millis")
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(yield* Fiber.join(waiter), 1)
+      const lines = logs.lines.filter((l) => l.annotations.pool === "outage" && l.message.includes("creat"))
+      const at = (level: string) => lines.filter((l) => l.level === level)
+      assert.strictEqual(at("WARN").length, 1)
+      assert.include(at("WARN")[0]!.message, "creating a resource failed: CreateError; retrying with backoff")
+      assert.deepStrictEqual(
+        at("DEBUG").filter((l) => l.message.includes("failed again")).map((l) => l.annotations.attempts),
+        [2, 3]
+      )
+      assert.strictEqual(at("INFO").length, 1)
+      assert.include(at("INFO")[0]!.message, "creating resources works again after 3 failed attempt(s) over 300 ms")
+      // an expected, typed failure: its message, never a stack
+      for (const line of lines) assert.notInclude(line.message, "    at ")
+      assert.deepStrictEqual(at("ERROR"), [])
+    }).pipe(Effect.scoped, logs.provide)
+  })
 })

@@ -158,6 +158,8 @@ export const make = (
       closeTimeout: options.closeTimeout,
       leakThreshold: options.leakThreshold,
       retrySchedule: options.retrySchedule,
+      minRetryDelay: options.minRetryDelay,
+      releaseTimeout: options.releaseTimeout,
       isAlive: (conn) => conn.isAlive,
       // Waiting will not fix these, nor an unreachable server while no connection is open at all:
       // callers fail at once (within connectTimeout); creation still retries in the background.
