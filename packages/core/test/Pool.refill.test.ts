@@ -131,4 +131,34 @@ describe("Pool refill", () => {
       assert.deepStrictEqual(at("ERROR"), [])
     }).pipe(Effect.scoped, logs.provide)
   })
+
+  it.effect("6. a failure handed to the waiting callers at once (failFast) is theirs to report: the pool logs no Warning for it", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        name: "fail-fast-logs",
+        acquire: resources.acquire,
+        max: 1,
+        failFast: () => true,
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      // the caller gets the error at once; the pool only notes it at Debug
+      const error = yield* Effect.flip(Pool.use(pool, (r) => Effect.succeed(r.id)))
+      assert.strictEqual(error._tag, "CreateError")
+      const lines = () =>
+        logs.lines.filter((l) => l.annotations.pool === "fail-fast-logs" && l.message.includes("creat"))
+      assert.deepStrictEqual(lines().filter((l) => l.level !== "DEBUG"), [])
+      // retried for min with nobody waiting: now the outage is the pool's to report, once
+      yield* Pool.resize(pool, { min: 1, max: 1 })
+      yield* TestClock.adjust("350 millis")
+      const warnings = lines().filter((l) => l.level === "WARN")
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0]!.message, "attempts): CreateError; retrying with backoff")
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(lines().filter((l) => l.level === "INFO").length, 1)
+    }).pipe(Effect.scoped, logs.provide)
+  })
 })

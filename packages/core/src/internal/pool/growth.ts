@@ -124,7 +124,7 @@ const created = <A, E>(
     else Handoff.offer(state, entry)
     // A success after failures: creation went one at a time, so more waiters may need some.
     state.grow()
-    const log = outage === undefined
+    const log = outage === undefined || !outage.reported
       ? Effect.logDebug(`created resource #${entry.id}`)
       : Effect.logInfo(
         `creating resources works again after ${outage.failures} failed attempt(s) over ${now - outage.since} ms; ` +
@@ -145,12 +145,15 @@ const failed = <A, E>(state: PoolState<A, E>, cause: Cause.Cause<E>): Effect.Eff
     failures: 0,
     lastCause: cause,
     lastError: undefined,
-    reconnectSince: now
+    reconnectSince: now,
+    reported: false
   }
   outage.failures++
   outage.lastCause = cause
   outage.lastError = described.error
   const logs: Array<Effect.Effect<void>> = []
+  // The failure went to waiting callers (failFast), which report it: the pool only notes it.
+  let delivered = false
   if (described.defect) {
     // A bug in acquire or onCreate: waiting will not fix it. Every waiter gets it, as a defect.
     failWaiters(state, Effect.failCause(cause))
@@ -162,7 +165,7 @@ const failed = <A, E>(state: PoolState<A, E>, cause: Cause.Cause<E>): Effect.Eff
     if (failFast !== false && failFast !== true) {
       logs.push(Effect.logWarning("failFast threw; the error is treated as transient", failFast))
     }
-    if (failFast === true) failWaiters(state, Effect.fail(error))
+    if (failFast === true) delivered = failWaiters(state, Effect.fail(error)) > 0
     if (now - outage.reconnectSince >= state.options.reconnectTimeout) {
       // Failing for reconnectTimeout: waiters fail with the creation error instead of waiting on.
       outage.reconnectSince = now
@@ -182,11 +185,25 @@ const failed = <A, E>(state: PoolState<A, E>, cause: Cause.Cause<E>): Effect.Eff
       }
     }
   }
-  const head = first
-    ? described.defect
-      ? Effect.logError(`creating a resource died: ${described.text}; every waiter fails with this defect`, cause)
-      : Effect.logWarning(`creating a resource failed: ${described.text}; retrying with backoff`)
-    : Effect.logDebug(`creating a resource failed again (${outage.failures} attempts): ${described.text}`)
+  let head: Effect.Effect<void>
+  if (first && described.defect) {
+    outage.reported = true
+    head = Effect.logError(`creating a resource died: ${described.text}; every waiter fails with this defect`, cause)
+  } else if (!outage.reported && !delivered) {
+    // One Warning per outage.
+    outage.reported = true
+    head = Effect.logWarning(
+      outage.failures === 1
+        ? `creating a resource failed: ${described.text}; retrying with backoff`
+        : `creating a resource failed (${outage.failures} attempts): ${described.text}; retrying with backoff`
+    )
+  } else {
+    head = Effect.logDebug(
+      first
+        ? `creating a resource failed: ${described.text}; the waiting callers get this error; retrying with backoff`
+        : `creating a resource failed again (${outage.failures} attempts): ${described.text}`
+    )
+  }
   return Effect.all([head, ...logs], { discard: true }).pipe(
     Effect.annotateLogs({ pool: state.name, attempts: outage.failures }),
     Effect.annotateLogs(described.defect ? {} : { error: described.text })
@@ -206,11 +223,13 @@ const scheduleEnded = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
     ).pipe(Effect.annotateLogs({ pool: state.name }))
   })
 
-const failWaiters = <A, E>(state: PoolState<A, E>, result: Effect.Effect<never, E | PoolError.PoolError>): void => {
+/** Fails every waiter with `result`; returns how many there were. */
+const failWaiters = <A, E>(state: PoolState<A, E>, result: Effect.Effect<never, E | PoolError.PoolError>): number => {
   const waiters = state.waiters.takeAll()
-  if (waiters.length === 0) return
+  if (waiters.length === 0) return 0
   state.waitersChanged()
   for (const waiter of waiters) state.settle(waiter, result)
+  return waiters.length
 }
 
 /** Resolves once `min` resources are open; fails with `PoolTimeout` after `timeout`, with `PoolClosed` on close. @internal */

@@ -65,6 +65,11 @@ export interface Outage {
   lastError: unknown
   /** When waiters were last failed for reconnectTimeout (the outage's start at first). */
   reconnectSince: number
+  /**
+   * Whether the outage was reported with its one Warning. Not while every failure went straight
+   * to waiting callers (failFast): they report it themselves.
+   */
+  reported: boolean
 }
 
 /** Durations in milliseconds, kept until they are published to a histogram in seconds. */
