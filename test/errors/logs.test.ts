@@ -29,17 +29,21 @@ const assertReadable = (lines: ReadonlyArray<string>) => {
 }
 
 describe("15.6 logs a user reads", () => {
-  it.live("an unreachable server: one ERROR with the classified connect error and its cause, no Warning, no stack", () =>
-    Effect.gen(function*() {
-      const port = yield* Effect.promise(() => freePort())
-      const { code, lines } = yield* run({ FIXTURE_URL: `postgres://app:pw@127.0.0.1:${port}/app` })
-      assert.strictEqual(code, 1)
-      assertReadable(lines)
-      const text = lines.join("\n")
-      assert.include(text, `PgConnectError: could not connect to PostgreSQL at 127.0.0.1:${port}`)
-      assert.include(text, "Unreachable")
-      assert.include(text, "ECONNREFUSED")
-    }), { timeout: 30_000 })
+  it.live(
+    "an unreachable server: one ERROR with the classified connect error and its cause, no Warning, no stack",
+    () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(() => freePort())
+        const { code, lines } = yield* run({ FIXTURE_URL: `postgres://app:pw@127.0.0.1:${port}/app` })
+        assert.strictEqual(code, 1)
+        assertReadable(lines)
+        const text = lines.join("\n")
+        assert.include(text, `PgConnectError: could not connect to PostgreSQL at 127.0.0.1:${port}`)
+        assert.include(text, "Unreachable")
+        assert.include(text, "ECONNREFUSED")
+      }),
+    { timeout: 30_000 }
+  )
 
   it.live("a syntax error: one ERROR naming where in the statement, no stack", () =>
     Effect.gen(function*() {
