@@ -115,6 +115,8 @@ class Copy {
   request!: Request
   error: Outcome | undefined = undefined
   rowCount = 0
+  /** Bytes written since the last turn of the event loop. */
+  sinceTurn = 0
 
   constructor(readonly host: Host, readonly direction: Direction) {}
 
@@ -184,6 +186,20 @@ const open = (
   )
 }
 
+/**
+ * Bytes handed to the wire between two turns of the event loop. A socket the kernel drains as
+ * fast as we write never asks us to wait for its drain, and a fiber resumes on microtasks: without
+ * a turn now and then, the server's answers (an error at line 1) would not be read until the
+ * source ends.
+ */
+const TURN_BYTES = 256 * 1024
+
+/** Resumes after a turn of the event loop (its I/O polled). */
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** Writes one input chunk, waiting on the socket's drain; fails as soon as the copy ended (the server rejected it). */
 const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void, CopyError> => {
   const wire = copy.host.wire
@@ -196,7 +212,13 @@ const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<v
       if (!wire.copyWrite(request, data)) {
         // Sent, and the socket is full (ready again once drained); or not sent, as the copy has
         // ended (ready once it is done).
+        copy.sinceTurn = 0
         return Effect.flatMap(copy.waitFor(ready), () => copy.done ? endedEarly(copy) : from(i + 1))
+      }
+      copy.sinceTurn += data.length
+      if (copy.sinceTurn >= TURN_BYTES) {
+        copy.sinceTurn = 0
+        return Effect.flatMap(nextTurn, () => from(i + 1))
       }
     }
     return Effect.void
