@@ -18,8 +18,8 @@ import * as Fiber from "effect/Fiber"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { activeCount, statesOf, withClient } from "../support/backends.js"
-import { testDb } from "../support/TestDb.js"
 import * as TcpProxy from "../support/TcpProxy.js"
+import { testDb } from "../support/TestDb.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 
@@ -231,7 +231,10 @@ describe("3. interruption and failure", () => {
         const pid = yield* backendPid
         const failure = new SourceFailed()
         const exit = yield* Effect.exit(
-          Stream.run(Stream.concat(Stream.make(lines(1, 50)), Stream.fail(failure)), pg.copyFrom(`COPY ${t} FROM STDIN`))
+          Stream.run(
+            Stream.concat(Stream.make(lines(1, 50)), Stream.fail(failure)),
+            pg.copyFrom(`COPY ${t} FROM STDIN`)
+          )
         )
         assert.deepStrictEqual(exit, Exit.fail(failure))
         assert.strictEqual(yield* countOf(t), 0)

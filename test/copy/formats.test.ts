@@ -62,8 +62,10 @@ const decodeAll = (format: PgCopy.Format, chunks: ReadonlyArray<Uint8Array>) =>
   Effect.map(Stream.runCollect(PgCopy.decodeRows(format)(Stream.fromIterable(chunks))), Chunk.toArray)
 
 const bytesOf = (format: PgCopy.Format, input: ReadonlyArray<ReadonlyArray<unknown>>) =>
-  Effect.map(Stream.runCollect(PgCopy.encodeRows(format)(Stream.fromIterable(input))), (chunks) =>
-    Buffer.concat([...chunks]))
+  Effect.map(
+    Stream.runCollect(PgCopy.encodeRows(format)(Stream.fromIterable(input))),
+    (chunks) => Buffer.concat([...chunks])
+  )
 
 describe("4. encoders and decoders, without a server", () => {
   it.effect("4. text: NULL is \\N; backslash, newline, carriage return and tab are escaped", () =>
@@ -143,10 +145,11 @@ describe(`4. every value round-trips through PostgreSQL's own parser and printer
             const stored = yield* sql<{ x: string | null; y: string | null }>`SELECT x, y FROM ${sql(t)} ORDER BY id`
             assert.deepStrictEqual(stored.map((r) => [r.x, r.y]), input.map((row) => [...row]))
             // the decoder reads what the server's printer wrote
-            const exported = yield* pg.copyTo(`COPY (SELECT x, y FROM ${t} ORDER BY id) TO STDOUT ${format.option}`).pipe(
-              PgCopy.decodeRows(format),
-              Stream.runCollect
-            )
+            const exported = yield* pg.copyTo(`COPY (SELECT x, y FROM ${t} ORDER BY id) TO STDOUT ${format.option}`)
+              .pipe(
+                PgCopy.decodeRows(format),
+                Stream.runCollect
+              )
             assert.deepStrictEqual(Chunk.toArray(exported), input.map((row) => [...row]))
           }),
         { fastCheck: { numRuns: runs } }
@@ -170,7 +173,9 @@ describe("4. a typed row encoder and decoder from an Effect Schema", () => {
     it.scoped("4. typed rows through encodeSchema and copyFrom, back through copyTo and decodeSchema, in both formats", () =>
       Effect.gen(function*() {
         const pg = yield* PgPool.PgPool
-        yield* admin("DROP TABLE IF EXISTS copy_schema; CREATE TABLE copy_schema (id int, name text, price numeric, tags text)")
+        yield* admin(
+          "DROP TABLE IF EXISTS copy_schema; CREATE TABLE copy_schema (id int, name text, price numeric, tags text)"
+        )
         yield* Effect.addFinalizer(() => Effect.orDie(admin("DROP TABLE IF EXISTS copy_schema")))
         const items = [
           { id: 1, name: "plain", price: 1.5, tags: "a" },

@@ -270,7 +270,14 @@ describe("1. a COPY through plain query fails typed and keeps the connection", (
       Effect.gen(function*() {
         const wire = yield* connect()
         const done = recorder()
-        wire.submit("COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT", c.params, false, c.prepare, undefined, done.callback)
+        wire.submit(
+          "COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT",
+          c.params,
+          false,
+          c.prepare,
+          undefined,
+          done.callback
+        )
         const { error } = yield* done.wait
         assert.instanceOf(error, CopyMisuse)
         assert.include(error!.message, "COPY … TO STDOUT cannot run as a statement")
@@ -285,7 +292,14 @@ describe("1. a COPY through plain query fails typed and keeps the connection", (
       const t = yield* table("copy_wire_multi")
       const wire = yield* connect()
       const done = recorder()
-      wire.submit(`COPY ${t} FROM STDIN; INSERT INTO ${t} VALUES (9, 'nine')`, undefined, false, false, undefined, done.callback)
+      wire.submit(
+        `COPY ${t} FROM STDIN; INSERT INTO ${t} VALUES (9, 'nine')`,
+        undefined,
+        false,
+        false,
+        undefined,
+        done.callback
+      )
       assert.instanceOf((yield* done.wait).error, CopyMisuse)
       assert.strictEqual(yield* countOf(t), 0)
       assert.strictEqual(wire.state, "idle")

@@ -225,7 +225,9 @@ export class CopyDecodeError extends Data.TaggedError("CopyDecodeError")<{
    * @since 0.3.0
    */
   override get message(): string {
-    return `COPY data in the ${this.format === "Csv" ? "CSV" : "text"} format does not parse at line ${this.line}: ${this.reason}; ` +
+    return `COPY data in the ${
+      this.format === "Csv" ? "CSV" : "text"
+    } format does not parse at line ${this.line}: ${this.reason}; ` +
       "check that the COPY statement uses the format's default options"
   }
 }
@@ -253,9 +255,9 @@ export class CopyDecodeError extends Data.TaggedError("CopyDecodeError")<{
  * @since 0.3.0
  * @category constructors
  */
-export const encodeRows = (format: Format) =>
-<E, R>(self: Stream.Stream<ReadonlyArray<unknown>, E, R>): Stream.Stream<Uint8Array, E, R> =>
-  Stream.mapChunks(self, (rows) => Chunk.of<Uint8Array>(Buffer.from(format.encode(rows), "utf8")))
+export const encodeRows =
+  (format: Format) => <E, R>(self: Stream.Stream<ReadonlyArray<unknown>, E, R>): Stream.Stream<Uint8Array, E, R> =>
+    Stream.mapChunks(self, (rows) => Chunk.of<Uint8Array>(Buffer.from(format.encode(rows), "utf8")))
 
 /**
  * A stream transform: the bytes of `format` (as `copyTo` gives them, or split anywhere) into
@@ -273,26 +275,29 @@ export const encodeRows = (format: Format) =>
  * @since 0.3.0
  * @category constructors
  */
-export const decodeRows = (format: Format) =>
-<E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<ReadonlyArray<string | null>, E | CopyDecodeError, R> =>
-  Stream.suspend(() => {
-    const decoder = format.decoder()
-    const failure = (error: unknown) =>
-      error instanceof Codec.FormatError
-        ? new CopyDecodeError({ format: format._tag, line: error.line, reason: error.reason })
-        : error
-    const rows = Stream.mapChunksEffect(self, (chunk) =>
-      Effect.try({
-        try: () => {
-          const out: Array<ReadonlyArray<string | null>> = []
-          for (const bytes of chunk) for (const row of decoder.feed(bytes)) out.push(row)
-          return Chunk.unsafeFromArray(out)
-        },
-        catch: failure as (error: unknown) => CopyDecodeError
-      }))
-    const end = Stream.execute(Effect.try({ try: () => decoder.end(), catch: failure as (e: unknown) => CopyDecodeError }))
-    return Stream.concat(rows, end)
-  })
+export const decodeRows =
+  (format: Format) =>
+  <E, R>(self: Stream.Stream<Uint8Array, E, R>): Stream.Stream<ReadonlyArray<string | null>, E | CopyDecodeError, R> =>
+    Stream.suspend(() => {
+      const decoder = format.decoder()
+      const failure = (error: unknown) =>
+        error instanceof Codec.FormatError
+          ? new CopyDecodeError({ format: format._tag, line: error.line, reason: error.reason })
+          : error
+      const rows = Stream.mapChunksEffect(self, (chunk) =>
+        Effect.try({
+          try: () => {
+            const out: Array<ReadonlyArray<string | null>> = []
+            for (const bytes of chunk) for (const row of decoder.feed(bytes)) out.push(row)
+            return Chunk.unsafeFromArray(out)
+          },
+          catch: failure as (error: unknown) => CopyDecodeError
+        }))
+      const end = Stream.execute(
+        Effect.try({ try: () => decoder.end(), catch: failure as (e: unknown) => CopyDecodeError })
+      )
+      return Stream.concat(rows, end)
+    })
 
 /**
  * Options of `encodeSchema` and `decodeSchema`.

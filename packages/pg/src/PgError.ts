@@ -332,7 +332,9 @@ export class PgCopyError extends Data.TaggedError("PgCopyError")<{
     const advice = this.reason !== "Rejected"
       ? ""
       : this.direction === "from"
-      ? `; nothing was loaded (a COPY is all or nothing)${this.line === undefined ? "" : ": fix that line and copy again"}`
+      ? `; nothing was loaded (a COPY is all or nothing)${
+        this.line === undefined ? "" : ": fix that line and copy again"
+      }`
       : ""
     return `${what} failed${at}: ${this.serverMessage}${code}${hint}${advice}`
   }

@@ -258,7 +258,8 @@ export const copyFrom = (
     })
     const loop: Channel.Channel<never, Chunk.Chunk<Uint8Array>, CopyError, never, number, unknown> = Channel
       .readWithCause({
-        onInput: (chunk: Chunk.Chunk<Uint8Array>) => Channel.zipRight(Channel.fromEffect(writeChunk(copy, chunk)), loop),
+        onInput: (chunk: Chunk.Chunk<Uint8Array>) =>
+          Channel.zipRight(Channel.fromEffect(writeChunk(copy, chunk)), loop),
         // The source failed (or died): its cause goes on; the finalizer sends CopyFail.
         onFailure: (cause) => Channel.failCause(cause),
         onDone: () => Channel.fromEffect(finish)
