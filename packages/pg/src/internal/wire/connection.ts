@@ -1312,9 +1312,12 @@ export class WireConnection {
     const stream = this.stream
     if (this.state !== "copyIn" || this.inflight[0] !== request || stream === undefined) return false
     if (data.length >= COPY_DIRECT) {
+      // The header (after what was gathered) and the chunk itself, in one writev.
       this.writer.copyDataHeader(data.length)
+      stream.cork()
       this.write()
       stream.write(data)
+      stream.uncork()
     } else {
       this.writer.copyData(data)
       if (this.writer.pending >= COPY_GATHER) this.write()
