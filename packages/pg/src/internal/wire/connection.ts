@@ -6,7 +6,7 @@
  * CopyData). Every change goes through
  * `transition`, which also settles whatever the new state forbids: entering `closing` or `dead`
  * fails every statement queued or in flight at once. A statement is accepted only in `idle`,
- * `busy` and `cancelling`; it is written only in `idle` and `busy`.
+ * `busy`, `copyIn`, `copyOut` and `cancelling`; it is written only in `idle` and `busy`.
  *
  * Statements queue in `queue` (not yet written) and `inflight` (written, answered in order; the
  * first is the head, the one the server runs). Writes are gathered and flushed once per
@@ -365,9 +365,10 @@ export class WireConnection {
     }
     if (previous === "copyIn" || next === "copyIn") this.inflight[0]?.copy?.wake()
     if (previous === "copyOut") {
-      // Left before the copy's end (a cancel, a close, the socket lost): what was read is dropped,
-      // and reading goes on.
-      this.copyStart = this.copyEnd
+      // What was read and not delivered is dropped (left before the copy's end: a cancel, a
+      // close, the socket lost), the slab goes with the copy, and reading goes on.
+      this.copySlab = undefined
+      this.copyStart = this.copyEnd = 0
       this.updateFlow()
     }
     if (next === "closing" || next === "dead") {
