@@ -120,14 +120,23 @@ export interface QueryOptions {
 }
 
 /**
- * The connection's state: `connecting`, `idle`, `busy` (statements in flight), `cancelling` (a
- * CancelRequest in flight: nothing more is written until no signal can still arrive),
- * `closing` (every statement already failed; cancel, then Terminate), `dead`.
+ * The connection's state: `connecting`, `idle`, `busy` (statements in flight), `copyIn` (a
+ * `COPY … FROM STDIN` takes our data), `copyOut` (a `COPY … TO STDOUT` sends its rows),
+ * `cancelling` (a CancelRequest in flight: nothing more is written until no signal can still
+ * arrive), `closing` (every statement already failed; cancel, then Terminate), `dead`.
  *
  * @since 0.2.0
  * @category models
  */
-export type ConnectionState = "connecting" | "idle" | "busy" | "cancelling" | "closing" | "dead"
+export type ConnectionState =
+  | "connecting"
+  | "idle"
+  | "busy"
+  | "copyIn"
+  | "copyOut"
+  | "cancelling"
+  | "closing"
+  | "dead"
 
 /**
  * What the return path resets besides the transaction (PgPool's `reset`):

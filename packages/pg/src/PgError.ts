@@ -179,7 +179,7 @@ export class PgQueryError extends ExpectedError("PgQueryError")<{
     const hint = this.hint === undefined ? "" : `; hint: ${this.hint}`
     const advice = this.code === "57014"
       ? "; the statement was cancelled (interrupt, timeout or statement_timeout) and had no effect"
-      : this.code === undefined
+      : this.code === undefined && this.hint === undefined
       ? "; the statement was not sent, fix its text or parameters"
       : ""
     return `${this.serverMessage}${code}${hint}${advice}`
@@ -265,12 +265,88 @@ export class PgQueryTimeout extends ExpectedError("PgQueryTimeout")<{
 }
 
 /**
+ * Why a COPY failed.
+ *
+ * - `Rejected`: the server rejected the COPY or its data — a row that does not parse, a
+ *   constraint, a missing table, a permission. `code` is the SQLSTATE; `line` the line of the
+ *   data the server was at, when it says.
+ * - `WrongDirection`: `copyFrom` was given a `COPY … TO STDOUT`, or `copyTo` a `COPY … FROM STDIN`.
+ * - `NotCopy`: the statement is not a COPY; it was not sent.
+ * - `Unsupported`: the server answered with a replication stream (CopyBothResponse).
+ * - `ConnectionBusy`: the connection had other statements queued or in flight (a COPY needs it
+ *   alone; PgPool's copies always have it alone).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type PgCopyErrorReason = "Rejected" | "WrongDirection" | "NotCopy" | "Unsupported" | "ConnectionBusy"
+
+/**
+ * A COPY failed (see `PgCopyErrorReason`); the connection is still usable.
+ *
+ * **Details**
+ *
+ * A COPY is one statement: when a `COPY … FROM STDIN` fails, nothing of it was loaded. `line`
+ * comes from the server's CONTEXT field (`where`), `COPY t, line 3, column b: "x"`: the line
+ * of the data, counted from 1 (the header line of a CSV with `HEADER` counts). It is
+ * `undefined` when the error is not about a line, or when the server writes its messages in
+ * another language than English (`lc_messages`). The other fields are the server's
+ * ErrorResponse fields, unchanged.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class PgCopyError extends ExpectedError("PgCopyError")<{
+  readonly reason: PgCopyErrorReason
+  /** `from`: a `COPY … FROM STDIN` (copyFrom); `to`: a `COPY … TO STDOUT` (copyTo). */
+  readonly direction: "from" | "to"
+  readonly code: string | undefined
+  readonly serverMessage: string
+  /** The line of the data the server was at (1-based), from its CONTEXT field. */
+  readonly line: number | undefined
+  readonly detail?: string | undefined
+  readonly hint?: string | undefined
+  readonly where?: string | undefined
+  readonly schema?: string | undefined
+  readonly table?: string | undefined
+  readonly column?: string | undefined
+  readonly dataType?: string | undefined
+  readonly constraint?: string | undefined
+  readonly cause?: unknown
+}> {
+  /**
+   * Marks the error as one of this family.
+   *
+   * @since 0.3.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
+   * @since 0.3.0
+   */
+  override get message(): string {
+    const what = this.direction === "from" ? "COPY FROM STDIN" : "COPY TO STDOUT"
+    const at = this.line === undefined ? "" : ` at line ${this.line} of the data`
+    const code = this.code === undefined ? "" : ` (SQLSTATE ${this.code})`
+    const hint = this.hint === undefined ? "" : `; hint: ${this.hint}`
+    const advice = this.reason !== "Rejected"
+      ? ""
+      : this.direction === "from"
+      ? `; nothing was loaded (a COPY is all or nothing)${
+        this.line === undefined ? "" : ": fix that line and copy again"
+      }`
+      : ""
+    return `${what} failed${at}: ${this.serverMessage}${code}${hint}${advice}`
+  }
+}
+
+/**
  * Any error of this package.
  *
  * @since 0.1.0
  * @category errors
  */
-export type PgError = PgConnectError | PgQueryError | PgConnectionLost | PgQueryTimeout
+export type PgError = PgConnectError | PgQueryError | PgConnectionLost | PgQueryTimeout | PgCopyError
 
 /**
  * Tells whether a value is one of this package's errors.

@@ -18,6 +18,10 @@
  * back its savepoint never undoes their work), at most `acquireTimeout`; and a fiber that
  * outlives its transaction gets an `SqlError` instead of the connection.
  *
+ * Bulk loads and exports are `copyFrom` (a `Sink` of bytes) and `copyTo` (a `Stream` of bytes),
+ * on the service and on the `PgClient` our layers provide; encoders and decoders of rows are
+ * in `PgCopy`.
+ *
  * @since 0.1.0
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -36,12 +40,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
 import * as Connect from "./internal/connect.js"
 import * as Connection from "./internal/connection.js"
+import * as Copy from "./internal/copy.js"
 import * as Listen from "./internal/listen.js"
 import * as SqlPool from "./internal/sqlClient.js"
 import type * as PgConnection from "./PgConnection.js"
+import type * as PgCopy from "./PgCopy.js"
 import { type DefaultedSetting, PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
 
@@ -87,12 +94,23 @@ export declare namespace PgPool {
     readonly name: string
     /** The underlying pool of connections, for `Pool.use`, `Pool.stats`, `Pool.resize`… */
     readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
-    /** The `SqlClient` / `PgClient` over this pool. */
-    readonly sql: PgClient.PgClient
+    /** The `SqlClient` / `PgClient` over this pool, with `copyFrom` and `copyTo` (failing with `SqlError`). */
+    readonly sql: PgClient.PgClient & PgCopy.Copy<SqlError>
     /** Runs `f` with a leased connection, returned clean when `f` ends. */
     readonly use: <A, E, R>(
       f: (connection: PgConnection.PgConnection) => Effect.Effect<A, E, R>
     ) => Effect.Effect<A, E | PgConnectError | PoolError, R>
+    /**
+     * `COPY … FROM STDIN` of the sink's input: completes with the number of rows loaded (from
+     * the server's CommandComplete). See `PgCopy.Copy` for the rules, and `PgCopy` for encoders
+     * of rows. @since 0.3.0
+     */
+    readonly copyFrom: PgCopy.Copy<PgCopy.CopyError>["copyFrom"]
+    /**
+     * `COPY … TO STDOUT` as a stream of byte chunks, each of whole rows. See `PgCopy.Copy`, and
+     * `PgCopy` for decoders. @since 0.3.0
+     */
+    readonly copyTo: PgCopy.Copy<PgCopy.CopyError>["copyTo"]
     /** A snapshot of the pool's counters. */
     readonly stats: Effect.Effect<PoolStats.Stats>
     /** Closes the pool now rather than when its scope ends. */
@@ -212,16 +230,38 @@ export const make = (
       ],
       transformRows
     })
+    // COPY: on the transaction's connection inside withTransaction, else on a lease of its own.
+    const copyFrom = (statement: string): Sink.Sink<number, Uint8Array, never, PgCopy.CopyError> =>
+      Sink.unwrapScoped(
+        Effect.map(
+          Copy.acquire(pool),
+          (conn): Sink.Sink<number, Uint8Array, never, PgCopy.CopyError> => Copy.copyFrom(conn, statement)
+        )
+      )
+    const copyTo = (
+      statement: string,
+      copyOptions?: PgCopy.CopyToOptions
+    ): Stream.Stream<Uint8Array, PgCopy.CopyError> => {
+      const highWaterMark = copyOptions?.highWaterMark ?? Copy.defaultHighWaterMark
+      if (!Number.isInteger(highWaterMark) || highWaterMark <= 0) {
+        return Stream.die(new RangeError(`copyTo: highWaterMark must be a positive integer, got ${highWaterMark}`))
+      }
+      return Stream.unwrapScoped(Effect.map(Copy.acquire(pool), (conn) => Copy.copyTo(conn, statement, highWaterMark)))
+    }
+
     // What PgClient.layer puts there: the options as given, filled from the URL.
     const config: PgClient.PgClientConfig = resolved.clientConfig
-    const sql: PgClient.PgClient = Object.assign(client, {
+    const sql = Object.assign(client, {
       [PgClient.TypeId]: PgClient.TypeId,
       config,
       json: (value: unknown) => Statement.custom<any>("PgJson")(value, undefined, undefined),
       listen: (channel: string): Stream.Stream<string, SqlError> => listener.listen(channel),
       notify: (channel: string, payload: string): Effect.Effect<void, SqlError> =>
-        Effect.asVoid(client`SELECT pg_notify(${channel}, ${payload})`)
-    }) as PgClient.PgClient
+        Effect.asVoid(client`SELECT pg_notify(${channel}, ${payload})`),
+      copyFrom: (statement: string) => Sink.mapError(copyFrom(statement), (error) => SqlPool.toSqlError(error)),
+      copyTo: (statement: string, copyOptions?: PgCopy.CopyToOptions) =>
+        Stream.mapError(copyTo(statement, copyOptions), (error) => SqlPool.toSqlError(error))
+    }) as PgClient.PgClient & PgCopy.Copy<SqlError>
 
     if (!resolved.lazy) yield* firstConnection(pool, connection)
 
@@ -231,6 +271,8 @@ export const make = (
       pool,
       sql,
       use: (f) => pool.use(f),
+      copyFrom,
+      copyTo,
       stats: Pool.stats(pool),
       close: Pool.close(pool)
     } satisfies PgPool.Service

@@ -13,6 +13,13 @@
 export * as PgConnection from "./PgConnection.js"
 
 /**
+ * Bulk load and export with COPY as Effect streams, and the encoders and decoders of its text, CSV and Schema rows.
+ *
+ * @since 0.3.0
+ */
+export * as PgCopy from "./PgCopy.js"
+
+/**
  * The errors of connections and statements: `PgConnectError`, `PgQueryError`, `PgQueryTimeout`, …
  *
  * @since 0.1.0

@@ -1,10 +1,12 @@
 /**
  * One PostgreSQL session as an explicit state machine (see README.md in this folder).
  *
- * States: `connecting → idle ⇄ busy ⇄ cancelling → closing → dead`. Every change goes through
+ * States: `connecting → idle ⇄ busy ⇄ cancelling → closing → dead`, and the two COPY states
+ * `busy ⇄ copyIn` (the server waits for our CopyData) and `busy ⇄ copyOut` (the server sends
+ * CopyData). Every change goes through
  * `transition`, which also settles whatever the new state forbids: entering `closing` or `dead`
  * fails every statement queued or in flight at once. A statement is accepted only in `idle`,
- * `busy` and `cancelling`; it is written only in `idle` and `busy`.
+ * `busy`, `copyIn`, `copyOut` and `cancelling`; it is written only in `idle` and `busy`.
  *
  * Statements queue in `queue` (not yet written) and `inflight` (written, answered in order; the
  * first is the head, the one the server runs). Writes are gathered and flushed once per
@@ -52,7 +54,15 @@ import { type Endpoint, open, startsWithTls, TransportError } from "./transport.
 import { defaultTypes, serializeAll, type TypeParsers } from "./values.js"
 
 /** @internal */
-export type ConnectionState = "connecting" | "idle" | "busy" | "cancelling" | "closing" | "dead"
+export type ConnectionState =
+  | "connecting"
+  | "idle"
+  | "busy"
+  | "copyIn"
+  | "copyOut"
+  | "cancelling"
+  | "closing"
+  | "dead"
 
 /** The session's transaction status as of the last ReadyForQuery. @internal */
 export type TxStatus = 0x49 /* I */ | 0x54 /* T */ | 0x45 /* E */
@@ -109,8 +119,88 @@ export const enum Kind {
   /** Parse/Bind/Describe/Execute/Sync: one statement with parameters, possibly prepared. */
   Extended,
   /** Parse/Bind/Describe/Execute(n)/Flush, then fetches: a stream through a portal. */
-  Portal
+  Portal,
+  /** Parse/Bind/Describe/Execute/Sync of a `COPY … FROM STDIN`, then our CopyData. */
+  CopyIn,
+  /** Parse/Bind/Describe/Execute/Sync of a `COPY … TO STDOUT`, whose CopyData is read. */
+  CopyOut
 }
+
+/** Statements that have the session alone until their ReadyForQuery: nothing is written behind them. */
+const ownsSession = (kind: Kind): boolean => kind === Kind.Portal || kind === Kind.CopyIn || kind === Kind.CopyOut
+
+/**
+ * What a COPY statement has besides a statement's fields: the data read and not yet taken
+ * (copy-out), and the one waiter of the Effect layer, woken on every change of the copy
+ * (copy-in entered or left, the socket drained, data read, the statement settled).
+ *
+ * @internal
+ */
+export class CopyChannel {
+  readonly chunks: Array<Buffer> = []
+  bytes = 0
+  waiter: (() => void) | undefined = undefined
+
+  /** Copy-out: reading pauses while this many bytes wait to be taken. */
+  constructor(readonly highWaterMark: number) {}
+
+  wake(): void {
+    const waiter = this.waiter
+    if (waiter === undefined) return
+    this.waiter = undefined
+    waiter()
+  }
+}
+
+/**
+ * A COPY that cannot run where it was sent: through `query` (no data to send, no reader), or
+ * in the other direction than the copy asked for. The server's copy was ended (CopyFail, or
+ * its rows read and dropped); the session is usable.
+ *
+ * @internal
+ */
+export class CopyMisuse extends ServerError {
+  constructor(readonly misuse: "statement" | "direction" | "both", message: string, hint: string) {
+    super({ S: "ERROR", V: "ERROR", M: message, H: hint })
+  }
+}
+
+const copyMisuse = (head: Request, response: "in" | "out" | "both"): CopyMisuse => {
+  if (response === "both") {
+    return new CopyMisuse(
+      "both",
+      "the server answered with CopyBothResponse (a replication stream), which this client does not support",
+      "run replication commands with a replication client"
+    )
+  }
+  const copy = head.kind === Kind.CopyIn || head.kind === Kind.CopyOut
+  const use = response === "in" ? "copyFrom" : "copyTo"
+  const what = response === "in" ? "COPY … FROM STDIN" : "COPY … TO STDOUT"
+  return copy
+    ? new CopyMisuse(
+      "direction",
+      `${what} was run by ${response === "in" ? "copyTo" : "copyFrom"}, which copies the other way`,
+      `run it with ${use}`
+    )
+    : new CopyMisuse(
+      "statement",
+      `${what} cannot run as a statement (query, the sql template): ${
+        response === "in" ? "it waits for data that a statement does not send" : "its output has no reader"
+      }`,
+      `run it with ${use} (PgPool's, or the PgClient our layers provide); ${
+        response === "in" ? "it was aborted and loaded nothing" : "its output was read and dropped"
+      }`
+    )
+}
+
+/** The CopyFail message: the server reports it in its error ("COPY from stdin failed: …") and its log. */
+const COPY_ABORTED = "aborted by the client"
+/** CopyData up to this size is gathered in the write slab; larger chunks go to the socket as they are. */
+const COPY_DIRECT = 16 * 1024
+/** Gathered CopyData is written once this much is pending. */
+const COPY_GATHER = 64 * 1024
+/** The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read. */
+const COPY_SLAB = 64 * 1024
 
 /** How a statement ends: its outcome, its results, the notices it raised. @internal */
 export type Callback = (error: Outcome | undefined, results: Array<Result>, notices: Array<Notice> | undefined) => void
@@ -178,6 +268,8 @@ export class Request {
   fetching = false
   exhausted = false
   closingPortal = false
+  /** COPY: its data and waiter. */
+  copy: CopyChannel | undefined = undefined
 
   constructor(
     readonly kind: Kind,
@@ -244,6 +336,10 @@ export class WireConnection {
   private connectCallback: ((error: Error | undefined) => void) | undefined = undefined
   private scram: Scram | undefined = undefined
   private abortOpen: (() => void) | undefined = undefined
+  // copy-out: payloads joined in a slab; [copyStart, copyEnd) is read and not yet delivered
+  private copySlab: Buffer | undefined = undefined
+  private copyStart = 0
+  private copyEnd = 0
 
   constructor(readonly options: ConnectOptions, readonly hooks: Hooks = {}) {
     this.types = options.types ?? defaultTypes
@@ -266,6 +362,14 @@ export class WireConnection {
       stream?.unref?.()
     } else if (previous === "idle" || previous === "connecting") {
       stream?.ref?.()
+    }
+    if (previous === "copyIn" || next === "copyIn") this.inflight[0]?.copy?.wake()
+    if (previous === "copyOut") {
+      // What was read and not delivered is dropped (left before the copy's end: a cancel, a
+      // close, the socket lost), the slab goes with the copy, and reading goes on.
+      this.copySlab = undefined
+      this.copyStart = this.copyEnd = 0
+      this.updateFlow()
     }
     if (next === "closing" || next === "dead") {
       const lost = this.lost ?? new ConnectionLost("Closed", undefined, undefined)
@@ -321,8 +425,15 @@ export class WireConnection {
     return head === undefined ? 0 : performance.now() - head.headSince
   }
 
+  /** The states in which a statement is accepted (queued; written in idle and busy only). */
+  private get accepting(): boolean {
+    const state = this.state
+    return state === "idle" || state === "busy" || state === "cancelling" || state === "copyIn" ||
+      state === "copyOut"
+  }
+
   get usable(): boolean {
-    return (this.state === "idle" || this.state === "busy" || this.state === "cancelling") && !this.retired
+    return this.accepting && !this.retired
   }
 
   // ---------------------------------------------------------------------------------------
@@ -372,6 +483,9 @@ export class WireConnection {
     stream.on("data", (chunk: Buffer) => this.reader.feed(chunk))
     stream.on("error", (error: Error & { code?: string }) => this.onStreamEnd(error))
     stream.on("close", () => this.onStreamEnd(undefined))
+    stream.on("drain", () => {
+      if (this.state === "copyIn") this.inflight[0]?.copy?.wake()
+    })
     stream.resume()
   }
 
@@ -529,9 +643,16 @@ export class WireConnection {
         // The server speaks an older minor version (3.0): carry on with it.
         this.protocolMinor = buf.readInt32BE(start) & 0xffff
         return
+      case Backend.CopyData:
+        return this.onCopyData(buf, start, end)
       case Backend.CopyInResponse:
+        return this.onCopyInResponse()
       case Backend.CopyOutResponse:
-        return this.lose("Closed", "0A000", new ClientError("COPY is not supported on this connection"))
+        return this.onCopyOutResponse()
+      case Backend.CopyBothResponse:
+        return this.onCopyBothResponse()
+      case Backend.CopyDone:
+        return this.onCopyDone()
       default:
         return
     }
@@ -730,6 +851,16 @@ export class WireConnection {
       return this.lose("Terminated", error.code, error)
     }
     head.error ??= error
+    if (this.state === "copyIn") {
+      // The server rejected the data (a bad row, a constraint): it drops what follows until a
+      // Sync, which the copy swallowed when it began.
+      this.writer.sync()
+      this.write()
+      this.transition("busy")
+    } else if (this.state === "copyOut") {
+      this.deliverCopyOut()
+      this.transition("busy")
+    }
     if (head.kind === Kind.Portal) {
       // The server skips to Sync: send it, and fail the fetch.
       if (!head.closingPortal) {
@@ -753,7 +884,7 @@ export class WireConnection {
     }
     const head = this.inflight.shift()
     if (head !== undefined) {
-      if (head.kind === Kind.Portal) this.portalOpen = false
+      if (ownsSession(head.kind)) this.portalOpen = false
       this.complete(head)
     }
     const next = this.inflight[0]
@@ -861,6 +992,7 @@ export class WireConnection {
     request.current = undefined
     request.notices = undefined
     callback(outcome, results, notices)
+    request.copy?.wake()
     if (this.idleWaiters.length > 0 && this.depth === 0) this.wakeIdle()
   }
 
@@ -999,14 +1131,14 @@ export class WireConnection {
   }
 
   private enqueue(request: Request): Request {
-    if (this.state !== "idle" && this.state !== "busy" && this.state !== "cancelling") {
+    if (!this.accepting) {
       request.state = "done"
       const callback = request.callback!
       request.callback = undefined
       callback(lost(this), [], undefined)
       return request
     }
-    if (this.options.queryTimeoutMillis !== undefined && request.kind !== Kind.Portal) {
+    if (this.options.queryTimeoutMillis !== undefined && !ownsSession(request.kind)) {
       request.deadline = performance.now() + this.options.queryTimeoutMillis
     }
     this.queue.push(request)
@@ -1038,7 +1170,7 @@ export class WireConnection {
       request.writtenAt = now
       this.inflight.push(request)
       if (this.inflight.length === 1) this.becomeHead(request)
-      if (request.kind === Kind.Portal) {
+      if (ownsSession(request.kind)) {
         this.portalOpen = true
         break
       }
@@ -1110,6 +1242,194 @@ export class WireConnection {
   /** Prepared statements cached on this connection. */
   get preparedCount(): number {
     return this.statements.size
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // COPY
+
+  /**
+   * Opens a `COPY … FROM STDIN` (one statement: Parse/Bind/Execute/Sync). Once the server's
+   * CopyInResponse has put the connection in `copyIn`, `copyWrite` sends data and `copyDone`
+   * ends it; a cancel sends CopyFail. `callback` gets the outcome and the result (its row
+   * count) at the ReadyForQuery. Fails at once when anything else is queued or in flight: a
+   * COPY has the session alone, and nothing is written behind it until it ends.
+   */
+  copyIn(sql: string, context: unknown, callback: Callback): Request {
+    return this.openCopy(Kind.CopyIn, sql, 0, context, callback)
+  }
+
+  /**
+   * Opens a `COPY … TO STDOUT`: in `copyOut` the server's CopyData payloads are gathered for
+   * `copyTake`, and reading the socket pauses while `highWaterMark` bytes wait to be taken.
+   * A cancel is a CancelRequest, exact as for any statement. Otherwise as `copyIn`.
+   */
+  copyOut(sql: string, highWaterMark: number, context: unknown, callback: Callback): Request {
+    return this.openCopy(Kind.CopyOut, sql, highWaterMark, context, callback)
+  }
+
+  private openCopy(kind: Kind, sql: string, highWaterMark: number, context: unknown, callback: Callback): Request {
+    const request = new Request(kind, sql, [], false, false, 0, callback, context)
+    request.copy = new CopyChannel(highWaterMark)
+    if (this.depth > 0 && this.usable) {
+      request.state = "done"
+      request.callback = undefined
+      callback(
+        new ClientError(
+          `a COPY needs the connection alone, but ${this.depth} statement(s) are queued or in flight on it; ` +
+            "run the COPY on a connection of its own (PgPool's copyFrom/copyTo lease one)"
+        ),
+        [],
+        undefined
+      )
+      return request
+    }
+    return this.enqueue(request)
+  }
+
+  /**
+   * Whether `request`'s copy can go on now: copy-in in progress with the socket drained, or
+   * copy-out data to take; or the statement is done.
+   */
+  copyReady(request: Request): boolean {
+    if (request.state === "done") return true
+    if (request.kind === Kind.CopyOut) return request.copy!.chunks.length > 0
+    return this.state === "copyIn" && this.inflight[0] === request && this.stream?.writableNeedDrain !== true
+  }
+
+  /** Calls `callback` once `copyReady(request)` (at once if it is): woken by each change of the copy. */
+  copyWait(request: Request, callback: () => void): void {
+    if (this.copyReady(request)) return callback()
+    request.copy!.waiter = callback
+  }
+
+  /**
+   * Sends `data` as one CopyData when `request` is the copy-in in progress (else drops it: the
+   * copy has ended, and its outcome comes with the callback). Small chunks are gathered and
+   * written 64 KiB at a time; larger ones go to the socket as they are, unchanged (the caller
+   * must not change them afterwards). Returns whether more can be written now: `false` means
+   * wait with `copyWait` (for the socket's drain, or the copy's end).
+   */
+  copyWrite(request: Request, data: Uint8Array): boolean {
+    const stream = this.stream
+    if (this.state !== "copyIn" || this.inflight[0] !== request || stream === undefined) return false
+    if (data.length >= COPY_DIRECT) {
+      // The header (after what was gathered) and the chunk itself, in one writev.
+      this.writer.copyDataHeader(data.length)
+      stream.cork()
+      this.write()
+      stream.write(data)
+      stream.uncork()
+    } else {
+      this.writer.copyData(data)
+      if (this.writer.pending >= COPY_GATHER) this.write()
+    }
+    return !stream.writableNeedDrain
+  }
+
+  /** Ends the data of `request`'s copy-in (CopyDone); its outcome comes with the callback. */
+  copyDone(request: Request): void {
+    if (this.state === "copyIn" && this.inflight[0] === request) this.leaveCopyIn("done")
+  }
+
+  /** The copy-out data read so far (whole rows: the server sends a row per CopyData), taken. */
+  copyTake(request: Request): Array<Buffer> {
+    const copy = request.copy!
+    if (copy.chunks.length === 0) return []
+    const chunks = copy.chunks.splice(0)
+    copy.bytes = 0
+    if (this.inflight[0] === request) this.updateFlow()
+    return chunks
+  }
+
+  /** Ends copy-in from our side — CopyDone, or CopyFail — then the Sync the copy swallowed. */
+  private leaveCopyIn(how: "done" | "fail"): void {
+    if (how === "done") this.writer.copyDone()
+    else this.writer.copyFail(COPY_ABORTED)
+    // The Sync sent after Execute was read (and ignored) by the server in copy-in.
+    this.writer.sync()
+    this.write()
+    this.transition("busy")
+  }
+
+  private onCopyInResponse(): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    if (head.kind === Kind.CopyIn && head.state === "written" && head.cancelReason === undefined) {
+      if (this.state === "busy") return this.transition("copyIn")
+    } else if (head.kind !== Kind.CopyIn) {
+      head.error ??= copyMisuse(head, "in")
+    }
+    // Nobody will send data (misuse, cancelled, closing): end the copy at once. The Sync that
+    // follows is owed by statements sent with one (the copy swallowed it); a portal sends its
+    // own on the error.
+    this.writer.copyFail(COPY_ABORTED)
+    if (head.kind !== Kind.Simple && head.kind !== Kind.Portal) this.writer.sync()
+    this.write()
+  }
+
+  private onCopyOutResponse(): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    if (head.kind === Kind.CopyOut && head.state === "written" && head.cancelReason === undefined) {
+      if (this.state === "busy") this.transition("copyOut")
+      return
+    }
+    // Not to be read (misuse, cancelled): its rows are read and dropped until its CopyDone.
+    if (head.kind !== Kind.CopyOut) head.error ??= copyMisuse(head, "out")
+  }
+
+  private onCopyBothResponse(): void {
+    const head = this.inflight[0]
+    if (head === undefined) return
+    head.error ??= copyMisuse(head, "both")
+    // Our half ends at once; the server's rows are read and dropped until its CopyDone.
+    this.writer.copyDone()
+    this.write()
+  }
+
+  private onCopyData(buf: Buffer, start: number, end: number): void {
+    if (this.state !== "copyOut") return // dropped: not ours to read
+    const length = end - start
+    let slab = this.copySlab
+    if (slab === undefined || this.copyEnd + length > slab.length) {
+      this.deliverCopyOut()
+      slab = this.copySlab = Buffer.allocUnsafe(Math.max(COPY_SLAB, length))
+      this.copyStart = this.copyEnd = 0
+    }
+    // The first payload since the last delivery: deliver once this socket chunk is parsed.
+    if (this.copyEnd === this.copyStart) queueMicrotask(this.deliverCopyOut)
+    buf.copy(slab, this.copyEnd, start, end)
+    this.copyEnd += length
+  }
+
+  /** Hands the payloads joined since the last delivery to the copy-out, as one chunk. */
+  private readonly deliverCopyOut = (): void => {
+    if (this.copyEnd === this.copyStart || this.state !== "copyOut") return
+    const chunk = this.copySlab!.subarray(this.copyStart, this.copyEnd)
+    this.copyStart = this.copyEnd
+    const copy = this.inflight[0]!.copy!
+    copy.chunks.push(chunk)
+    copy.bytes += chunk.length
+    this.updateFlow()
+    copy.wake()
+  }
+
+  private onCopyDone(): void {
+    if (this.state !== "copyOut") return // the end of a copy read and dropped
+    this.deliverCopyOut()
+    this.transition("busy")
+  }
+
+  /** Reading the socket pauses while a copy-out's data waits to be taken past its highWaterMark, and only then. */
+  private updateFlow(): void {
+    const stream = this.stream
+    if (stream === undefined) return
+    const copy = this.state === "copyOut" ? this.inflight[0]?.copy : undefined
+    if (copy !== undefined && copy.bytes >= copy.highWaterMark) {
+      if (!stream.isPaused()) stream.pause()
+    } else if (stream.isPaused()) {
+      stream.resume()
+    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1190,6 +1510,10 @@ export class WireConnection {
       // Suspended (the backend waits for us) or done: closing the portal is enough.
       return this.closePortalNow(request)
     }
+    // In copy-in the backend waits for our data: CopyFail ends the copy, no signal is needed
+    // (the episode still bounds the wait for its error and ReadyForQuery by cancelTimeout).
+    const failCopy = request.kind === Kind.CopyIn && this.state === "copyIn"
+    if (failCopy) this.leaveCopyIn("fail")
     let episode = this.cancelling
     if (episode === undefined) {
       episode = { handles: [], held: [], deadline: undefined, retry: undefined }
@@ -1198,9 +1522,9 @@ export class WireConnection {
         if (this.cancelling === episode) this.lose("CancelUnconfirmed", undefined, undefined)
       }, this.options.cancelTimeoutMillis)
       episode.deadline.unref?.()
-      if (this.state === "idle" || this.state === "busy") this.transition("cancelling")
+      if (this.state === "idle" || this.state === "busy" || this.state === "copyOut") this.transition("cancelling")
     }
-    if (request.signalled) return // the retry timer signals again if needed
+    if (failCopy || request.signalled) return // the retry timer signals again if needed
     // Everything else in flight may meet the signal (a late cancel).
     for (const other of this.inflight) if (other !== request) other.exposed = true
     this.sendCancelPacket(episode, request)
@@ -1306,11 +1630,14 @@ export class WireConnection {
       return this.lose("Closed", undefined, undefined)
     }
     const head = this.inflight[0]
+    // In copy-in the server waits for our data: CopyFail ends the copy without a signal.
+    const failedCopy = this.state === "copyIn"
+    if (failedCopy) this.leaveCopyIn("fail")
     this.transition("closing")
     if (head !== undefined) {
       // The statement runs on: cancel it, and wait for its ReadyForQuery before Terminate.
       head.cancelReason ??= "close"
-      this.cancelHead(head)
+      if (!failedCopy) this.cancelHead(head)
       const bound = setTimeout(() => {
         if (this.state === "closing") this.lose("CancelUnconfirmed", undefined, undefined)
       }, this.options.cancelTimeoutMillis)

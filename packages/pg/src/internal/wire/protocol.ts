@@ -26,6 +26,7 @@ export const enum Backend {
   CommandComplete = 0x43, // C
   CopyInResponse = 0x47, // G
   CopyOutResponse = 0x48, // H
+  CopyBothResponse = 0x57, // W
   CopyData = 0x64, // d
   CopyDone = 0x63, // c
   DataRow = 0x44, // D
@@ -270,6 +271,35 @@ export class Writer {
     this.ensure(5)
     this.byte(0x48)
     this.int32(4)
+  }
+
+  /** `d`: CopyData, the bytes copied into the slab. */
+  copyData(data: Uint8Array): void {
+    const at = this.begin(0x64, data.length)
+    this.buf.set(data, this.off)
+    this.off += data.length
+    this.end(at)
+  }
+
+  /** `d`: the header of a CopyData of `length` bytes whose body the caller writes itself. */
+  copyDataHeader(length: number): void {
+    this.ensure(5)
+    this.byte(0x64)
+    this.int32(length + 4)
+  }
+
+  /** `c`: CopyDone. */
+  copyDone(): void {
+    this.ensure(5)
+    this.byte(0x63)
+    this.int32(4)
+  }
+
+  /** `f`: CopyFail, with the message the server reports in its error. */
+  copyFail(message: string): void {
+    const at = this.begin(0x66, 3 * message.length + 1)
+    this.cstring(message)
+    this.end(at)
   }
 
   terminate(): void {

@@ -1,0 +1,340 @@
+/**
+ * COPY in the wire state machine (issue 17 line 1): CopyInResponse, CopyOutResponse,
+ * CopyBothResponse, CopyData, CopyDone and CopyFail as states and transitions — `busy ⇄ copyIn`,
+ * `busy ⇄ copyOut` — against the real server: what each event leads to, that every waiter is
+ * settled, that a COPY has its connection alone, and that a COPY sent as a plain statement
+ * fails typed and leaves the session usable.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Connect from "../../packages/pg/src/internal/connect.js"
+import { CopyMisuse, type Result, type WireConnection } from "../../packages/pg/src/internal/wire/connection.js"
+import { ClientError, ConnectionLost, type Outcome, ServerError } from "../../packages/pg/src/internal/wire/errors.js"
+import { optionsFromUrl } from "../pg/options.js"
+import { withClient } from "../support/backends.js"
+import { testDb } from "../support/TestDb.js"
+
+const { applicationName, url } = testDb(import.meta.url)
+
+const connect = (overrides: Parameters<typeof optionsFromUrl>[2] = {}) =>
+  Effect.acquireRelease(
+    Connect.connect(Effect.runSync(Connect.resolve(optionsFromUrl(url, applicationName, overrides))), {}),
+    (wire) => Effect.async<void>((resume) => wire.close(() => resume(Effect.void)))
+  )
+
+interface Settled {
+  error: Outcome | undefined
+  results: Array<Result>
+}
+
+/** A callback that records its outcome, and an effect that resumes once it has run. */
+const recorder = () => {
+  let settled: Settled | undefined
+  const waiters: Array<() => void> = []
+  return {
+    callback: (error: Outcome | undefined, results: Array<Result>) => {
+      settled = { error, results }
+      for (const wake of waiters.splice(0)) wake()
+    },
+    get settled() {
+      return settled
+    },
+    wait: Effect.promise(() =>
+      new Promise<Settled>((resolve) => {
+        const check = () => settled !== undefined ? resolve(settled) : waiters.push(check)
+        check()
+      })
+    )
+  }
+}
+
+/** Resumes once `until` holds, woken by the copy's changes (the wire's own waiter, no polling). */
+const copyUntil = (wire: WireConnection, request: Parameters<WireConnection["copyWait"]>[0], until: () => boolean) =>
+  Effect.async<void>((resume) => {
+    const check = () => until() ? resume(Effect.void) : wire.copyWait(request, check)
+    check()
+  })
+
+const admin = (sql: string) => Effect.promise(() => withClient(url, (client) => client.query(sql)))
+const countOf = (table: string) =>
+  Effect.map(admin(`SELECT count(*)::int AS n FROM ${table}`), (r) => (r.rows[0] as { n: number }).n)
+const table = (name: string) =>
+  Effect.acquireRelease(
+    Effect.as(admin(`DROP TABLE IF EXISTS ${name}; CREATE TABLE ${name} (a int PRIMARY KEY, b text)`), name),
+    () => Effect.orDie(admin(`DROP TABLE IF EXISTS ${name}`))
+  )
+
+const bytes = (text: string) => Buffer.from(text, "utf8")
+
+describe("1. COPY as states of the wire connection", () => {
+  it.scopedLive("busy × CopyInResponse → copyIn; CopyData, CopyDone → busy; the row count at ReadyForQuery → idle", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_in")
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      assert.strictEqual(wire.state, "busy")
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      assert.strictEqual(wire.state, "copyIn")
+      assert.isTrue(wire.copyWrite(request, bytes("1\tone\n2\ttwo\n")))
+      assert.isTrue(wire.copyWrite(request, bytes("3\tthree\n")))
+      wire.copyDone(request)
+      assert.strictEqual(wire.state, "busy")
+      const { error, results } = yield* done.wait
+      assert.isUndefined(error)
+      assert.strictEqual(results[0]!.command, "COPY")
+      assert.strictEqual(results[0]!.rowCount, 3)
+      assert.strictEqual(wire.state, "idle")
+      assert.strictEqual(yield* countOf(t), 3)
+    }))
+
+  it.scopedLive("busy × CopyOutResponse → copyOut; its CopyData gathered in chunks of whole rows; CopyDone → busy → idle", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(
+        "COPY (SELECT g, 'row ' || g FROM generate_series(1, 1000) g) TO STDOUT",
+        1 << 20,
+        undefined,
+        done.callback
+      )
+      const chunks: Array<Buffer> = []
+      let sawCopyOut = false
+      for (;;) {
+        yield* copyUntil(wire, request, () => wire.copyReady(request))
+        if (wire.state === "copyOut") sawCopyOut = true
+        const taken = wire.copyTake(request)
+        if (taken.length === 0 && request.state === "done") break
+        chunks.push(...taken)
+      }
+      const { error, results } = yield* done.wait
+      assert.isUndefined(error)
+      assert.isTrue(sawCopyOut || chunks.length > 0)
+      assert.strictEqual(results[0]!.rowCount, 1000)
+      const text = Buffer.concat(chunks).toString()
+      assert.strictEqual(text.split("\n").length, 1001)
+      assert.isTrue(text.startsWith("1\trow 1\n") && text.endsWith("1000\trow 1000\n"))
+      // fewer chunks than rows: consecutive CopyData are joined, each chunk ends at a row's end
+      assert.isBelow(chunks.length, 100)
+      for (const chunk of chunks) assert.strictEqual(chunk[chunk.length - 1], 10)
+      assert.strictEqual(wire.state, "idle")
+    }))
+
+  it.scopedLive("copyIn × cancel → CopyFail, then the server's error and ReadyForQuery → idle; no row loaded", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_fail")
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      wire.copyWrite(request, bytes("1\tone\n"))
+      wire.cancel(request, "interrupt")
+      // no CancelRequest: the episode only bounds the wait for the server's answer
+      assert.strictEqual(wire.state, "cancelling")
+      const { error } = yield* done.wait
+      assert.instanceOf(error, ServerError)
+      assert.strictEqual((error as ServerError).code, "57014")
+      assert.include((error as ServerError).message, "COPY from stdin failed: aborted by the client")
+      assert.strictEqual(wire.state, "idle")
+      assert.strictEqual(yield* countOf(t), 0)
+      assert.isTrue(wire.usable)
+    }))
+
+  it.scopedLive("copyIn × ErrorResponse (a bad row) → busy, the Sync the copy swallowed is sent, → idle with the error", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_bad")
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      wire.copyWrite(request, bytes("1\tone\nnot-a-number\ttwo\n"))
+      wire.copyDone(request)
+      const { error } = yield* done.wait
+      assert.strictEqual((error as ServerError).code, "22P02")
+      assert.match((error as ServerError).where ?? "", /COPY copy_wire_bad, line 2/)
+      assert.strictEqual(wire.state, "idle")
+      // the session answers the next statement: the Syncs are paired
+      const next = recorder()
+      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
+      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+    }))
+
+  it.scopedLive("copyOut × cancel → cancelling (a CancelRequest: exact, as a statement) → idle", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(
+        "COPY (SELECT g, repeat('x', 200), pg_sleep(0.001) FROM generate_series(1, 100000) g) TO STDOUT",
+        1 << 20,
+        undefined,
+        done.callback
+      )
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      assert.strictEqual(wire.state, "copyOut")
+      wire.cancel(request, "interrupt")
+      assert.strictEqual(wire.state, "cancelling")
+      const { error } = yield* done.wait
+      assert.strictEqual((error as ServerError).code, "57014")
+      assert.strictEqual(wire.state, "idle")
+      const next = recorder()
+      wire.submit("SELECT 2 AS two", undefined, false, false, undefined, next.callback)
+      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ two: 2 }])
+    }))
+
+  it.scopedLive("copyIn × close → CopyFail, closing → dead: the copy fails at once, nothing loaded", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_close")
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      wire.copyWrite(request, bytes("1\tone\n"))
+      const closed = recorder()
+      wire.close(() => closed.callback(undefined, []))
+      assert.strictEqual(wire.state, "closing")
+      assert.instanceOf(done.settled?.error, ConnectionLost)
+      yield* closed.wait
+      assert.strictEqual(wire.state, "dead")
+      assert.strictEqual(yield* countOf(t), 0)
+    }))
+})
+
+describe("1. a COPY has its connection alone", () => {
+  it.scopedLive("a connection with a statement in flight does not get a COPY: it fails at once, typed", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const sleeping = recorder()
+      wire.submit("SELECT pg_sleep(0.2)", undefined, false, false, undefined, sleeping.callback)
+      const copy = recorder()
+      const request = wire.copyOut("COPY (SELECT 1) TO STDOUT", 1 << 20, undefined, copy.callback)
+      assert.strictEqual(request.state, "done")
+      assert.instanceOf(copy.settled?.error, ClientError)
+      assert.include(copy.settled!.error!.message, "a COPY needs the connection alone")
+      assert.isUndefined((yield* sleeping.wait).error)
+    }))
+
+  it.scopedLive("nothing is pipelined behind a COPY: a statement submitted during it is written after its ReadyForQuery", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_behind")
+      const wire = yield* connect()
+      const order: Array<string> = []
+      const copy = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, (error, results) => {
+        order.push("copy")
+        copy.callback(error, results)
+      })
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      const next = recorder()
+      wire.submit(`SELECT count(*)::int AS n FROM ${t}`, undefined, false, false, undefined, (error, results) => {
+        order.push("select")
+        next.callback(error, results)
+      })
+      // written now, it would end the copy-in (any other message aborts it): it waits
+      assert.strictEqual(wire.state, "copyIn")
+      assert.strictEqual(wire.depth, 2)
+      wire.copyWrite(request, bytes("1\tone\n"))
+      wire.copyDone(request)
+      assert.isUndefined((yield* copy.wait).error)
+      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ n: 1 }])
+      assert.deepStrictEqual(order, ["copy", "select"])
+    }))
+})
+
+describe("1. a COPY through plain query fails typed and keeps the connection", () => {
+  const cases = [
+    { name: "simple query", params: undefined, prepare: false },
+    { name: "extended query", params: [], prepare: true }
+  ] as const
+  for (const c of cases) {
+    it.scopedLive(`COPY … FROM STDIN as a ${c.name}: CopyFail at once, CopyMisuse, the session usable`, () =>
+      Effect.gen(function*() {
+        const t = yield* table(`copy_wire_q_in_${c.prepare ? "x" : "s"}`)
+        const wire = yield* connect()
+        const pid = wire.processId
+        for (let i = 0; i < 2; i++) {
+          // twice: with prepare, the second run takes the cached statement
+          const done = recorder()
+          wire.submit(`COPY ${t} FROM STDIN`, c.params, false, c.prepare, undefined, done.callback)
+          const { error } = yield* done.wait
+          assert.instanceOf(error, CopyMisuse)
+          assert.include(error!.message, "COPY … FROM STDIN cannot run as a statement")
+          assert.include((error as CopyMisuse).hint ?? "", "copyFrom")
+          assert.strictEqual(wire.state, "idle")
+        }
+        const next = recorder()
+        wire.submit("SELECT pg_backend_pid() AS pid", undefined, false, false, undefined, next.callback)
+        assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ pid }])
+      }))
+
+    it.scopedLive(`COPY … TO STDOUT as a ${c.name}: its rows dropped, CopyMisuse, the session usable`, () =>
+      Effect.gen(function*() {
+        const wire = yield* connect()
+        const done = recorder()
+        wire.submit(
+          "COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT",
+          c.params,
+          false,
+          c.prepare,
+          undefined,
+          done.callback
+        )
+        const { error } = yield* done.wait
+        assert.instanceOf(error, CopyMisuse)
+        assert.include(error!.message, "COPY … TO STDOUT cannot run as a statement")
+        const next = recorder()
+        wire.submit("SELECT 3 AS three", undefined, false, false, undefined, next.callback)
+        assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ three: 3 }])
+      }))
+  }
+
+  it.scopedLive("COPY … FROM STDIN in a multi-statement query: the rest is skipped, the session usable", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_multi")
+      const wire = yield* connect()
+      const done = recorder()
+      wire.submit(
+        `COPY ${t} FROM STDIN; INSERT INTO ${t} VALUES (9, 'nine')`,
+        undefined,
+        false,
+        false,
+        undefined,
+        done.callback
+      )
+      assert.instanceOf((yield* done.wait).error, CopyMisuse)
+      assert.strictEqual(yield* countOf(t), 0)
+      assert.strictEqual(wire.state, "idle")
+    }))
+
+  it.scopedLive("a COPY in the other direction than asked: CopyMisuse (direction), the session usable", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_dir")
+      const wire = yield* connect()
+      const into = recorder()
+      wire.copyOut(`COPY ${t} FROM STDIN`, 1 << 20, undefined, into.callback)
+      const a = (yield* into.wait).error as CopyMisuse
+      assert.strictEqual(a.misuse, "direction")
+      const out = recorder()
+      wire.copyIn(`COPY ${t} TO STDOUT`, undefined, out.callback)
+      const b = (yield* out.wait).error as CopyMisuse
+      assert.strictEqual(b.misuse, "direction")
+      assert.strictEqual(wire.state, "idle")
+    }))
+
+  it.scopedLive("CopyBothResponse (START_REPLICATION on a replication connection): CopyDone at once, CopyMisuse, the session usable", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect({ startupParameters: { replication: "true" } })
+      const identify = recorder()
+      wire.submit("IDENTIFY_SYSTEM", undefined, false, false, undefined, identify.callback)
+      const system = (yield* identify.wait).results[0]!.rows[0] as { xlogpos: string }
+      const done = recorder()
+      wire.submit(`START_REPLICATION ${system.xlogpos}`, undefined, false, false, undefined, done.callback)
+      const { error } = yield* done.wait
+      assert.instanceOf(error, CopyMisuse)
+      assert.strictEqual((error as CopyMisuse).misuse, "both")
+      assert.strictEqual(wire.state, "idle")
+      assert.isTrue(wire.usable)
+      const again = recorder()
+      wire.submit("IDENTIFY_SYSTEM", undefined, false, false, undefined, again.callback)
+      assert.isUndefined((yield* again.wait).error)
+    }))
+})
