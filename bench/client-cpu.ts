@@ -6,7 +6,9 @@
  * most of it in the socket syscalls; these do not, so they are the ones to compare a change by.
  *
  * Layers (10 connections, 10 concurrent callers unless `--concurrency`):
- * - `wire`: the wire connection, one statement at a time per connection (no Effect);
+ * - `wire`: the wire connection, one statement at a time per connection (no Effect); `wire-ext`
+ *   the same through the extended protocol (Parse/Bind/Describe/Execute/Sync) even without
+ *   parameters;
  * - `wire-pipe`: one wire connection, all callers' statements pipelined on it;
  * - `conn`: the Effect adapter (`PgConnection.query`), one connection per fiber;
  * - `pool`: `pg.use((conn) => conn.query(...))` on a `PgPool` of 10;
@@ -16,7 +18,7 @@
  * (`INSERT … VALUES ($1, $2)`). Rounds interleave the layers; the median is reported.
  *
  * `pnpm exec tsx bench/client-cpu.ts [--layers wire,conn,pool,sql] [--workloads select1,rows100,insert]
- *  [--statements 20000] [--rounds 5] [--concurrency 10] [--pool '{"prepare":true}']`
+ *  [--statements 20000] [--rounds 5] [--concurrency 10] [--prepare] [--pool '{"reset":"always"}']`
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgConnection from "@scoped-pool/pg/PgConnection"
@@ -39,6 +41,9 @@ const total = Number(arg("statements", "20000"))
 const rounds = Number(arg("rounds", "5"))
 const concurrency = Number(arg("concurrency", "10"))
 const poolOptions = JSON.parse(arg("pool", "{}")) as PgPool.Options
+/** `--prepare`: `conn` and `pool` pass `{ prepare: true }` (and the pool's `SqlClient` prepares). */
+const prepare = process.argv.includes("--prepare")
+const queryOptions = prepare ? { prepare: true } : undefined
 
 interface Workload {
   readonly sql: string
@@ -78,6 +83,7 @@ const main = async () => {
         applicationName: "sp-bench-client-cpu",
         min: 10,
         max: 10,
+        ...(prepare ? { prepare: true } : {}),
         ...poolOptions
       })
       yield* pool.sql`SELECT 1`
@@ -94,10 +100,10 @@ const main = async () => {
         discard: true
       })
     )
-  const oneAtATime = (wire: WireConnection, w: Workload, n: number) =>
+  const oneAtATime = (wire: WireConnection, w: Workload, n: number, extended = false) =>
     new Promise<void>((resolve, reject) => {
       let left = n
-      const params = w.params.length === 0 ? undefined : w.params
+      const params = w.params.length === 0 && !extended ? undefined : w.params
       const next = () => {
         if (left-- === 0) return resolve()
         wire.submit(w.sql, params, false, false, undefined, (error) => error ? reject(error) : next())
@@ -105,18 +111,19 @@ const main = async () => {
       next()
     })
   const runsOf = (w: Workload): Record<string, (n: number) => Promise<void>> => {
-    const use = pool.use((conn) => conn.query(w.sql, w.params))
+    const use = pool.use((conn) => conn.query(w.sql, w.params, queryOptions))
     const sql = pool.sql
     const statement = Effect.suspend(() => sql.unsafe(w.sql, w.params))
     return {
       wire: (n) => Promise.all(wires.map((c) => oneAtATime(c, w, n / concurrency))).then(() => undefined),
+      "wire-ext": (n) => Promise.all(wires.map((c) => oneAtATime(c, w, n / concurrency, true))).then(() => undefined),
       "wire-pipe": (n) =>
         Promise.all(Array.from({ length: concurrency }, () => oneAtATime(wires[0]!, w, n / concurrency))).then(() =>
           undefined
         ),
       conn: (n) =>
         Effect.runPromise(
-          Effect.forEach(conns, (c) => Effect.repeatN(c.query(w.sql, w.params), n / concurrency - 1), {
+          Effect.forEach(conns, (c) => Effect.repeatN(c.query(w.sql, w.params, queryOptions), n / concurrency - 1), {
             concurrency: "unbounded",
             discard: true
           })

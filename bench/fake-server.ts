@@ -52,11 +52,18 @@ interface Shape {
   /** Encoded results, by format codes: with a RowDescription, and without. */
   readonly described: Map<string, Buffer>
   readonly executed: Map<string, Buffer>
+  /** By the raw result-format codes of a Bind: the formats and the Describe answer. */
+  readonly bound: Map<string, { readonly formats: ReadonlyArray<number>; readonly describe: Buffer }>
 }
 
-const shapeOf = (sql: string): Shape => ({ ...shapeOf_(sql), described: new Map(), executed: new Map() })
+const shapeOf = (sql: string): Shape => ({
+  ...shapeOf_(sql),
+  described: new Map(),
+  executed: new Map(),
+  bound: new Map()
+})
 
-const shapeOf_ = (sql: string): Omit<Shape, "described" | "executed"> => {
+const shapeOf_ = (sql: string): Omit<Shape, "described" | "executed" | "bound"> => {
   if (sql.includes("generate_series")) return { columns: rows3, rows: 100, tag: "SELECT 100" }
   if (/^\s*insert/i.test(sql)) return { columns: [], rows: 0, tag: "INSERT 0 1" }
   if (/^\s*(begin|start)/i.test(sql)) return { columns: [], rows: 0, tag: "BEGIN", tx: 0x54 }
@@ -120,6 +127,7 @@ const rowDescription = (columns: ReadonlyArray<Column>, formats: ReadonlyArray<n
 }
 
 const noFormats: ReadonlyArray<number> = []
+const formatKeys = new WeakMap<ReadonlyArray<number>, string>()
 /** One code per column; `[]` for all text. */
 const formatsFor = (codes: ReadonlyArray<number>, n: number): ReadonlyArray<number> =>
   codes.length === 0 || (codes.length === 1 && codes[0] === 0)
@@ -134,7 +142,7 @@ export class FakeServer extends Duplex {
   private tx = 0x49
   private readonly prepared = new Map<string, string>()
   private unnamed = ""
-  private portal: { sql: string; formats: ReadonlyArray<number> } | undefined = undefined
+  private portal: { sql: string; formats: ReadonlyArray<number>; describe: Buffer } | undefined = undefined
   private failed = false
   private scheduled = false
 
@@ -192,7 +200,8 @@ export class FakeServer extends Duplex {
 
   private result(shape: Shape, formats: ReadonlyArray<number>, describe: boolean): void {
     const cache = describe ? shape.described : shape.executed
-    const key = formats.length === 0 ? "" : formats.join("")
+    const key = formats.length === 0 ? "" : formatKeys.get(formats) ?? formats.join("")
+    if (formats.length > 0) formatKeys.set(formats, key)
     const cached = cache.get(key)
     if (cached !== undefined) {
       this.out.raw(cached)
@@ -249,7 +258,7 @@ export class FakeServer extends Duplex {
       case 0x50: { // Parse
         if (this.failed) return
         const nul = body.indexOf(0)
-        const name = body.toString("utf8", 0, nul)
+        const name = nul === 0 ? "" : body.toString("utf8", 0, nul)
         const sql = body.toString("utf8", nul + 1, body.indexOf(0, nul + 1))
         if (name === "") this.unnamed = sql
         else this.prepared.set(name, sql)
@@ -271,11 +280,21 @@ export class FakeServer extends Duplex {
           at += 4 + Math.max(0, len)
         }
         const nResult = body.readInt16BE(at)
-        at += 2
-        const codes: Array<number> = nResult === 0 ? [] : []
-        for (let i = 0; i < nResult; i++) codes.push(body.readInt16BE(at + 2 * i))
         const sql = statement === "" ? this.unnamed : this.prepared.get(statement) ?? ""
-        this.portal = { sql, formats: formatsFor(codes, cachedShapeOf(sql).columns.length) }
+        const shape = cachedShapeOf(sql)
+        const key = nResult === 0 ? "" : body.toString("latin1", at + 2, at + 2 + 2 * nResult)
+        let bound = shape.bound.get(key)
+        if (bound === undefined) {
+          const codes: Array<number> = []
+          for (let i = 0; i < nResult; i++) codes.push(body.readInt16BE(at + 2 + 2 * i))
+          const formats = formatsFor(codes, shape.columns.length)
+          const out = new Out()
+          if (shape.columns.length === 0) out.msg(0x6e, empty)
+          else out.msg(0x54, rowDescription(shape.columns, formats))
+          bound = { formats, describe: out.take() }
+          shape.bound.set(key, bound)
+        }
+        this.portal = { sql, formats: bound.formats, describe: bound.describe }
         this.out.raw(bindComplete)
         return
       }
@@ -290,9 +309,7 @@ export class FakeServer extends Duplex {
           if (shape.columns.length === 0) this.out.msg(0x6e, empty)
           else this.out.msg(0x54, rowDescription(shape.columns, noFormats))
         } else if (this.portal !== undefined) {
-          const shape = cachedShapeOf(this.portal.sql)
-          if (shape.columns.length === 0) this.out.msg(0x6e, empty)
-          else this.out.msg(0x54, rowDescription(shape.columns, this.portal.formats))
+          this.out.raw(this.portal.describe)
         }
         return
       }
