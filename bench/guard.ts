@@ -29,7 +29,7 @@ const program = Effect.gen(function*() {
   const guarded = yield* Pool.make({ acquire: Effect.succeed({ n: 1 }), min: 1, max: 1, name: "guarded" })
   const unguarded = yield* Pool.make({ acquire: Effect.succeed({ n: 1 }), min: 1, max: 1, name: "unguarded" })
   // The measurement's only reach into internals: a guard that passes every fiber.
-  const rt = (unguarded as unknown as { rt: { guard: { owns: (fiber: unknown) => boolean } } }).rt
+  const rt = (unguarded as unknown as { state: { rt: { guard: { owns: (fiber: unknown) => boolean } } } }).state.rt
   rt.guard = { ...rt.guard, owns: () => true }
   yield* Pool.waitReady(guarded, "1 second")
   yield* Pool.waitReady(unguarded, "1 second")

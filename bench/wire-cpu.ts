@@ -53,7 +53,7 @@ const main = async () => {
   }
   try {
     // wire: plain callbacks
-    const resolved = Connect.resolve(options)
+    const resolved = Effect.runSync(Connect.resolve(options))
     const wires = await Promise.all(
       Array.from({ length: concurrency }, () => Effect.runPromise(Connect.connect(resolved, {})))
     )

@@ -70,11 +70,11 @@ interface Figures {
 
 const open = (timeout: boolean) =>
   Effect.runPromise(Connect.connect(
-    Connect.resolve(optionsFromUrl(url, applicationName, {
+    Effect.runSync(Connect.resolve(optionsFromUrl(url, applicationName, {
       ...(timeout ? { queryTimeout: `${queryTimeoutMillis} millis` } : {}),
       cancelTimeout: "3 seconds",
       password: Redacted.make(decodeURIComponent(new URL(url).password))
-    })),
+    }))),
     {}
   ))
 

@@ -1,7 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as PgConnection from "@scoped-pool/pg/PgConnection"
 import * as PgError from "@scoped-pool/pg/PgError"
-import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -14,13 +13,13 @@ import { backendsOf } from "../support/backends.js"
 import { failureOf } from "../support/exits.js"
 import { freePort } from "../support/PgServer.js"
 import { testDb } from "../support/TestDb.js"
-import { optionsFromUrl, passwordOf } from "./options.js"
+import { connectValid, optionsFromUrl, passwordOf } from "./options.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 const options = optionsFromUrl(url, applicationName)
 
 const connectFailure = (overrides: Partial<PgConnection.PgConnectionOptions>) =>
-  PgConnection.make({ ...options, ...overrides }).pipe(Effect.scoped, Effect.exit, Effect.map(failureOf))
+  connectValid({ ...options, ...overrides }).pipe(Effect.scoped, Effect.exit, Effect.map(failureOf))
 
 const assertNoSecret = (error: PgError.PgConnectError, secrets: ReadonlyArray<string>) => {
   const texts = [error.message, JSON.stringify(error), String(error), JSON.stringify(error.toJSON())]
@@ -33,7 +32,7 @@ const assertNoSecret = (error: PgError.PgConnectError, secrets: ReadonlyArray<st
 describe("PgConnection.make", () => {
   it.live("connects and runs a query with parameters", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       assert.isTrue(PgConnection.isPgConnection(conn))
       assert.isTrue(conn.isAlive)
       assert.isFalse(conn.busy)
@@ -63,7 +62,7 @@ describe("PgConnection.make", () => {
 
   it.live("sends the startup parameters", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make({
+      const conn = yield* connectValid({
         ...options,
         statementTimeout: "7 seconds",
         lockTimeout: "3 seconds",
@@ -79,7 +78,7 @@ describe("PgConnection.make", () => {
 
   it.live("a server error is a PgQueryError with its SQLSTATE and the connection stays usable", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const error = failureOf(yield* Effect.exit(conn.query("SELEC 1", [])))
       assert.strictEqual(error._tag, "PgQueryError")
       assert.isTrue(PgError.isPgError(error))
@@ -95,7 +94,7 @@ describe("PgConnection.make", () => {
 
   it.live("a parameter that cannot be serialised fails the statement, not the connection", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const circular: Record<string, unknown> = {}
       circular.self = circular
       const error = failureOf(yield* Effect.exit(conn.query("SELECT $1::jsonb AS j", [circular])))
@@ -107,7 +106,7 @@ describe("PgConnection.make", () => {
 
   it.live("statements issued at once are pipelined and answered in order", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const order: Array<string> = []
       const started = yield* Deferred.make<void>()
       const slow = yield* Effect.fork(
@@ -196,18 +195,29 @@ describe("PgConnection.make failures", () => {
       assert.strictEqual(sockets.size <= 1, true)
     }).pipe(Effect.scoped))
 
-  it.live("invalid options are a defect naming the field", () =>
+  it.live("D21 invalid options fail typed (PoolConfigError) naming the field and the format, before connecting", () =>
     Effect.gen(function*() {
-      const exit = yield* PgConnection.make({ ...options, cancelTimeout: 0 }).pipe(Effect.scoped, Effect.exit)
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
-      assert.include(Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause), "cancelTimeout")
+      const cases: ReadonlyArray<[Partial<PgConnection.PgConnectionOptions>, string, string]> = [
+        [{ cancelTimeout: 0 }, "cancelTimeout", "\"500 millis\""],
+        [{ connectTimeout: "-1 second" }, "connectTimeout", "\"5 seconds\""],
+        [{ queryTimeout: Number.NaN }, "queryTimeout", "a finite duration > 0"],
+        [{ port: 70_000 }, "port", "[1, 65535]"],
+        [{ statementCacheSize: -1 }, "statementCacheSize", ">= 0"]
+      ]
+      for (const [overrides, field, expected] of cases) {
+        const error = yield* Effect.flip(PgConnection.make({ ...options, ...overrides }).pipe(Effect.scoped))
+        assert.strictEqual(error._tag, "PoolConfigError", field)
+        if (error._tag !== "PoolConfigError") continue
+        assert.strictEqual(error.field, field)
+        assert.include(error.message, expected)
+      }
     }))
 })
 
 describe("PgConnection.cursor", () => {
   it.live("streams 10k rows in chunks", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const rows = yield* Stream.runCollect(
         conn.cursor("SELECT g AS n FROM generate_series(1, $1::int) AS g", [10_000], { chunkSize: 1000 })
       )
@@ -222,7 +232,7 @@ describe("PgConnection.cursor", () => {
 
   it.live("stopping a stream mid-way closes the portal and leaves no running statement", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const taken = yield* Stream.runCollect(
         Stream.take(conn.cursor("SELECT g FROM generate_series(1, 100000) AS g", [], { chunkSize: 1000 }), 1500)
       )
@@ -236,7 +246,7 @@ describe("PgConnection.cursor", () => {
 
   it.live("interrupting a slow fetch cancels it on the server", () =>
     Effect.gen(function*() {
-      const conn = yield* PgConnection.make(options)
+      const conn = yield* connectValid(options)
       const startedAt = Date.now()
       const result = yield* Stream.runCollect(conn.cursor("SELECT pg_sleep(10)", [], { chunkSize: 1 })).pipe(
         Effect.timeout("100 millis"),
@@ -255,8 +265,8 @@ describe("PgConnection.cursor", () => {
 describe("PgConnection.onNotification", () => {
   it.live("receives a notification after LISTEN and NOTIFY", () =>
     Effect.gen(function*() {
-      const listener = yield* PgConnection.make(options)
-      const notifier = yield* PgConnection.make(options)
+      const listener = yield* connectValid(options)
+      const notifier = yield* connectValid(options)
       const received = yield* Deferred.make<PgConnection.Notification>()
       const unregister = listener.onNotification((n) => Deferred.unsafeDone(received, Exit.succeed(n)))
       yield* listener.query("LISTEN sp_channel", [])

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { PgConnection, PgError } from "@scoped-pool/pg"
+import type { PgConnection } from "@scoped-pool/pg"
+import { PgError } from "@scoped-pool/pg"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { execFileSync } from "node:child_process"
@@ -9,7 +10,7 @@ import * as Path from "node:path"
 import { activeCount } from "../support/backends.js"
 import * as PgServer from "../support/PgServer.js"
 import { testDb } from "../support/TestDb.js"
-import { optionsFromUrl, passwordOf } from "./options.js"
+import { connectValid, optionsFromUrl, passwordOf } from "./options.js"
 
 const { applicationName, url } = testDb(import.meta.url)
 
@@ -59,7 +60,7 @@ describe("8. connect failures: TLS", () => {
   it.live("ssl required by the client, refused by the server: PgConnectError reason Tls, with what to do", () =>
     Effect.gen(function*() {
       // the shared test server has no TLS: it answers the SSLRequest with "N"
-      const error = yield* Effect.flip(PgConnection.make(optionsFromUrl(url, applicationName, { ssl: true })))
+      const error = yield* Effect.flip(connectValid(optionsFromUrl(url, applicationName, { ssl: true })))
       assert.instanceOf(error, PgError.PgConnectError)
       assert.strictEqual(error.reason, "Tls")
       assert.include(error.message, "check the ssl options")
@@ -72,7 +73,7 @@ describe("2. the cancel is TLS-aware", () => {
   it.live("over TLS, a timed-out statement is cancelled through a TLS side socket; the connection stays usable", () =>
     Effect.gen(function*() {
       const server = yield* tlsServer
-      const conn = yield* PgConnection.make(
+      const conn = yield* connectValid(
         optionsFromUrl(server.url, applicationName, { ssl: { rejectUnauthorized: false } })
       )
       const [tls] = (yield* conn.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", [])).rows
@@ -98,9 +99,9 @@ describe("sslmode, as libpq", () => {
   it.live("prefer: TLS when the server has it, plain when it has not", () =>
     Effect.gen(function*() {
       const server = yield* tlsServer
-      const secure = yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "prefer" }))
+      const secure = yield* connectValid(optionsFromUrl(server.url, applicationName, { sslmode: "prefer" }))
       assert.isTrue(yield* sslOf(secure))
-      const plain = yield* PgConnection.make(optionsFromUrl(url, applicationName, { sslmode: "prefer" }))
+      const plain = yield* connectValid(optionsFromUrl(url, applicationName, { sslmode: "prefer" }))
       assert.isFalse(yield* sslOf(plain))
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
@@ -108,13 +109,13 @@ describe("sslmode, as libpq", () => {
     Effect.gen(function*() {
       const server = yield* tlsServer
       assert.isTrue(
-        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "require" })))
+        yield* sslOf(yield* connectValid(optionsFromUrl(server.url, applicationName, { sslmode: "require" })))
       )
       assert.isFalse(
-        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "allow" })))
+        yield* sslOf(yield* connectValid(optionsFromUrl(server.url, applicationName, { sslmode: "allow" })))
       )
       assert.isFalse(
-        yield* sslOf(yield* PgConnection.make(optionsFromUrl(server.url, applicationName, { sslmode: "disable" })))
+        yield* sslOf(yield* connectValid(optionsFromUrl(server.url, applicationName, { sslmode: "disable" })))
       )
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
@@ -127,15 +128,15 @@ describe("sslmode, as libpq", () => {
           optionsFromUrl(server.url, applicationName, { sslmode, ssl: tls })
         // no trusted CA: both fail on the chain
         for (const mode of ["verify-ca", "verify-full"] as const) {
-          const error = yield* Effect.flip(PgConnection.make(options(mode, {})))
+          const error = yield* Effect.flip(connectValid(options(mode, {})))
           assert.strictEqual(error.reason, "Tls", error.message)
         }
         // the certificate trusted: verify-ca passes, verify-full fails (it names db.example.test, not 127.0.0.1)
-        assert.isTrue(yield* sslOf(yield* PgConnection.make(options("verify-ca", { ca: certificate }))))
-        const mismatch = yield* Effect.flip(PgConnection.make(options("verify-full", { ca: certificate })))
+        assert.isTrue(yield* sslOf(yield* connectValid(options("verify-ca", { ca: certificate }))))
+        const mismatch = yield* Effect.flip(connectValid(options("verify-full", { ca: certificate })))
         assert.strictEqual(mismatch.reason, "Tls", mismatch.message)
         // … and passes when the name checked is the certificate's
-        const named = yield* PgConnection.make(
+        const named = yield* connectValid(
           options("verify-full", { ca: certificate, servername: "db.example.test" })
         )
         assert.isTrue(yield* sslOf(named))

@@ -5,9 +5,10 @@
  * password when none was given fails the same way.
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as PgConnection from "@scoped-pool/pg/PgConnection"
+import type * as PgConnection from "@scoped-pool/pg/PgConnection"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import { connectValid } from "../pg/options.js"
 import { withClient } from "../support/backends.js"
 import * as PgServer from "../support/PgServer.js"
 
@@ -38,7 +39,7 @@ const server = Effect.acquireRelease(
 )
 
 const connectAs = (server: PgServer.PgServer, user: string, pw: string | undefined) =>
-  PgConnection.make({
+  connectValid({
     host: server.host,
     port: server.port,
     database: "postgres",

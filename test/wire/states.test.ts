@@ -17,7 +17,7 @@ const { applicationName, url } = testDb(import.meta.url)
 
 const connect = () =>
   Effect.acquireRelease(
-    Connect.connect(Connect.resolve(optionsFromUrl(url, applicationName)), {}),
+    Connect.connect(Effect.runSync(Connect.resolve(optionsFromUrl(url, applicationName))), {}),
     (wire) => Effect.async<void>((resume) => wire.close(() => resume(Effect.void)))
   )
 
@@ -156,7 +156,7 @@ describe("wire connection states × events", () => {
 
   it.scopedLive("connecting × close → dead, the connect attempt fails", () =>
     Effect.gen(function*() {
-      const resolved = Connect.resolve(optionsFromUrl(url, applicationName))
+      const resolved = Effect.runSync(Connect.resolve(optionsFromUrl(url, applicationName)))
       const { WireConnection } = yield* Effect.promise(() =>
         import("../../packages/pg/src/internal/wire/connection.js")
       )
@@ -180,7 +180,7 @@ describe("close right after a write", () => {
         // Many rounds: close in the same instant as the statement went out, so that some cancels
         // arrive while the backend is still reading it (the server ignores those).
         for (let i = 0; i < 30; i++) {
-          const wire = yield* Connect.connect(Connect.resolve(optionsFromUrl(url, applicationName)), {})
+          const wire = yield* Connect.connect(Effect.runSync(Connect.resolve(optionsFromUrl(url, applicationName))), {})
           const outcomes = outcomesOf()
           submit(wire, "SELECT pg_sleep(10)", outcomes)
           yield* flushed

@@ -4,32 +4,28 @@
  * Resources are created by a scoped `acquire` (the resource's finalizer is its release),
  * leased with {@link use} (the hot path: opens no Scope) or {@link get} (for the rest of a
  * scope), and returned, re-checked, aged and retired by the pool. Waiting is FIFO and bounded
- * (`acquireTimeout`, `maxWaiting`); creation failures are retried in the background with
- * backoff; closing — when the scope that made the pool ends, or by {@link close} — fails new
- * and waiting callers at once, releases idle resources concurrently and force-releases leases
- * still out after `closeTimeout`. A pool belongs to the runtime that built it (see
- * `RuntimeGuard`). psycopg_pool's and HikariCP's semantics are the reference.
+ * (`acquireTimeout`, `maxWaiting`); creation failures are retried in the background, one
+ * creation at a time, with backoff; closing — when the scope that made the pool ends, or by
+ * {@link close} — fails new and waiting callers at once, releases idle resources concurrently
+ * and force-releases leases still out after `closeTimeout`. A pool belongs to the runtime that
+ * built it (see `RuntimeGuard`). psycopg_pool's and HikariCP's semantics are the reference.
+ *
+ * User code never runs unprotected: `f`, `acquire` and the hooks may throw, fail, die or hang.
+ * A lease always ends (returned, or its resource retired with the reason logged); a check is
+ * interruptible and bounded by the caller's `acquireTimeout`; a defect in `acquire` or
+ * `onCreate` fails the waiters at once, as a defect; the pool's background work runs on fibers
+ * it supervises, with the app's logger and tracer, and close waits for them, bounded.
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
-import { dual } from "effect/Function"
-import * as Metric from "effect/Metric"
+import type * as Effect from "effect/Effect"
 import type { Pipeable } from "effect/Pipeable"
-import * as Runtime from "effect/Runtime"
-import * as Scope from "effect/Scope"
-import * as Diagnostics from "./internal/diagnostics.js"
-import * as ExitHook from "./internal/exitHook.js"
-import * as Lifetime from "./internal/lifetime.js"
+import type * as Scope from "effect/Scope"
 import * as internal from "./internal/pool.js"
-import { backgroundSleep } from "./internal/timers.js"
 import type * as PoolError from "./PoolError.js"
-import * as PoolOptions from "./PoolOptions.js"
-import * as PoolStats from "./PoolStats.js"
-import * as RuntimeGuard from "./RuntimeGuard.js"
+import type * as PoolOptions from "./PoolOptions.js"
+import type * as PoolStats from "./PoolStats.js"
 
 /**
  * The identifier that marks a value as a `Pool`.
@@ -71,8 +67,6 @@ export interface Pool<in out A, out E = never> extends Pipeable {
  */
 export type Options<A, E, R> = PoolOptions.Options<A, E, R>
 
-const impl = <A, E>(self: Pool<A, E>): internal.PoolImpl<A, E> => self as unknown as internal.PoolImpl<A, E>
-
 /**
  * Makes a pool whose life is the current scope. Options are checked first: a value out of
  * range fails with `PoolConfigError`. The pool then prefills to `min` in the background.
@@ -96,85 +90,9 @@ const impl = <A, E>(self: Pool<A, E>): internal.PoolImpl<A, E> => self as unknow
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A, E, R>(
+export const make: <A, E, R>(
   options: Options<A, E, R>
-): Effect.Effect<Pool<A, E>, PoolError.PoolConfigError, Scope.Scope | Exclude<R, Scope.Scope>> =>
-  Effect.gen(function*() {
-    const resolved = yield* PoolOptions.resolve(options)
-    // Without the pool's own Scope: each resource is acquired into a scope of its own.
-    const context = Context.omit(Scope.Scope)(yield* Effect.context<Exclude<R, Scope.Scope>>()) as Context.Context<
-      Exclude<R, Scope.Scope>
-    >
-    const guard = yield* RuntimeGuard.make
-    const clock = yield* Effect.clock
-    const retirements = yield* FiberSet.make<void, never>()
-    const background = yield* FiberSet.make<unknown, unknown>()
-    const tag = <T extends Metric.Metric<any, any, any>>(metric: T): T =>
-      Metric.tagged(metric, "pool", resolved.name) as T
-    const pool = new internal.PoolImpl<A, E>(resolved, {
-      acquire: Effect.provide(options.acquire, context) as Effect.Effect<A, E, Scope.Scope>,
-      check: options.check,
-      reset: options.reset,
-      isAlive: options.isAlive,
-      failFast: options.failFast,
-      onCreate: options.onCreate === undefined
-        ? undefined
-        : (a) => Effect.provide(options.onCreate!(a), context) as Effect.Effect<unknown, E>,
-      onReconnectFailed: options.onReconnectFailed === undefined
-        ? undefined
-        : (e) => Effect.provide(options.onReconnectFailed!(e), context) as Effect.Effect<unknown>
-    }, {
-      clock,
-      guard,
-      background,
-      retirements,
-      runBackground: yield* FiberSet.runtime(background)<never>(),
-      runRetirement: yield* FiberSet.runtime(retirements)<never>(),
-      metrics: {
-        size: tag(PoolStats.size),
-        idle: tag(PoolStats.idle),
-        inUse: tag(PoolStats.inUse),
-        waiting: tag(PoolStats.waiting),
-        acquireWait: tag(PoolStats.acquireWait),
-        leaseDuration: tag(PoolStats.leaseDuration)
-      }
-    })
-    // Added after the FiberSets, so it runs before their finalizers interrupt anything.
-    yield* Effect.addFinalizer(() => pool.close)
-    const identity = options.identity ?? resolved.name
-    const duplicate = Diagnostics.opened(identity, resolved.name)
-    if (duplicate !== undefined) yield* Effect.logWarning(duplicate).pipe(Effect.annotateLogs({ pool: resolved.name }))
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        const churn = Diagnostics.closed(identity, resolved.name, clock.unsafeCurrentTimeMillis())
-        return churn === undefined
-          ? Effect.void
-          : Effect.logWarning(churn).pipe(Effect.annotateLogs({ pool: resolved.name }))
-      })
-    )
-    const runtime = yield* Effect.runtime<never>()
-    const unregister = ExitHook.register(() =>
-      Runtime.runFork(runtime)(
-        Effect.zipRight(
-          Effect.logWarning(
-            `pool "${resolved.name}" was not closed before the process ran out of work; closing it now. ` +
-              "Close it yourself: dispose the ManagedRuntime (await runtime.dispose()), or build it in a scope or " +
-              "Layer that ends (Effect.scoped, Effect.provide)"
-          ).pipe(Effect.annotateLogs({ pool: resolved.name })),
-          pool.close
-        )
-      )
-    )
-    yield* Effect.addFinalizer(() => Effect.sync(unregister))
-    const interval = Lifetime.maintenanceInterval(resolved.idleTimeout, resolved.maxLifetime, resolved.leakThreshold)
-    const maintain = Effect.sync(() => pool.maintain()).pipe(
-      Effect.flatMap((leaks) => Effect.forEach(leaks, (entry) => pool.leakWarning(entry), { discard: true }))
-    )
-    yield* FiberSet.run(background, Effect.forever(Effect.zipRight(backgroundSleep(clock, interval), maintain)))
-    yield* FiberSet.run(background, pool.expireWaiters)
-    pool.grow()
-    return pool as unknown as Pool<A, E>
-  })
+) => Effect.Effect<Pool<A, E>, PoolError.PoolConfigError, Scope.Scope | Exclude<R, Scope.Scope>> = internal.make
 
 /**
  * A lease held until the current scope closes, then returned to the pool.
@@ -182,12 +100,13 @@ export const make = <A, E, R>(
  * @since 0.1.0
  * @category combinators
  */
-export const get = <A, E>(self: Pool<A, E>): Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> => self.get
+export const get: <A, E>(self: Pool<A, E>) => Effect.Effect<A, E | PoolError.PoolError, Scope.Scope> = internal.get
 
 /**
- * Runs `f` with a leased resource and returns the resource when `f` ends (success, failure
- * or interruption). Opens no Scope, so it is the cheapest way to lease. If the pool was
- * closed under the holder (`closeTimeout` passed), fails with `LeaseRevoked`.
+ * Runs `f` with a leased resource and returns the resource when `f` ends (success, failure,
+ * defect or interruption; an `f` that throws when called dies with what it threw). Opens no
+ * Scope, so it is the cheapest way to lease. If the pool was closed under the holder
+ * (`closeTimeout` passed), fails with `LeaseRevoked`.
  *
  * @since 0.1.0
  * @category combinators
@@ -200,7 +119,7 @@ export const use: {
     self: Pool<A, E>,
     f: (a: A) => Effect.Effect<B, E2, R2>
   ): Effect.Effect<B, E | E2 | PoolError.PoolError, R2>
-} = dual(2, <A, E, B, E2, R2>(self: Pool<A, E>, f: (a: A) => Effect.Effect<B, E2, R2>) => self.use(f))
+} = internal.use
 
 /**
  * Marks a resource as unusable: retired at once if idle, else when its lease ends.
@@ -211,7 +130,7 @@ export const use: {
 export const invalidate: {
   <A>(resource: A): <E>(self: Pool<A, E>) => Effect.Effect<void>
   <A, E>(self: Pool<A, E>, resource: A): Effect.Effect<void>
-} = dual(2, <A, E>(self: Pool<A, E>, resource: A) => Effect.sync(() => impl(self).invalidate(resource)))
+} = internal.invalidate
 
 /**
  * A snapshot of the pool's state and counters.
@@ -219,15 +138,12 @@ export const invalidate: {
  * @since 0.1.0
  * @category getters
  */
-export const stats = <A, E>(self: Pool<A, E>): Effect.Effect<PoolStats.Stats> =>
-  Effect.sync(() => {
-    impl(self).updateGauges()
-    return impl(self).stats()
-  })
+export const stats: <A, E>(self: Pool<A, E>) => Effect.Effect<PoolStats.Stats> = internal.stats
 
 /**
  * Waits until the pool holds `min` resources (psycopg's `wait()`); fails with `PoolTimeout`
- * (with the last creation error as cause) after `timeout`.
+ * (with the last creation error as cause) after `timeout`, and with `PoolClosed` as soon as
+ * the pool closes. Not a lease request: not counted in `stats.timeouts`.
  *
  * @since 0.1.0
  * @category combinators
@@ -240,7 +156,7 @@ export const waitReady: {
     self: Pool<A, E>,
     timeout: Duration.DurationInput
   ): Effect.Effect<void, PoolError.PoolTimeout | PoolError.PoolClosed>
-} = dual(2, <A, E>(self: Pool<A, E>, timeout: Duration.DurationInput) => impl(self).waitReady(timeout))
+} = internal.waitReady
 
 /**
  * Changes `min` and `max` at runtime. Growing starts creations at once; shrinking retires
@@ -257,11 +173,7 @@ export const resize: {
     self: Pool<A, E>,
     sizes: { readonly min: number; readonly max: number }
   ): Effect.Effect<void, PoolError.PoolConfigError>
-} = dual(2, <A, E>(self: Pool<A, E>, sizes: { readonly min: number; readonly max: number }) =>
-  Effect.flatMap(
-    PoolOptions.resolve({ acquire: Effect.void, name: self.name, min: sizes.min, max: sizes.max }),
-    (checked) => Effect.sync(() => impl(self).resize(checked.min, checked.max))
-  ))
+} = internal.resize
 
 /**
  * Retires every resource — idle ones at once, leased ones when returned — and refills to
@@ -270,16 +182,17 @@ export const resize: {
  * @since 0.1.0
  * @category combinators
  */
-export const drain = <A, E>(self: Pool<A, E>): Effect.Effect<void> => Effect.sync(() => impl(self).drain())
+export const drain: <A, E>(self: Pool<A, E>) => Effect.Effect<void> = internal.drain
 
 /**
  * Closes the pool now rather than when its scope ends. Idempotent; concurrent calls all wait
- * for the one close. Returns within `closeTimeout` plus the resources' own finalizers.
+ * for the one close. Returns within `closeTimeout` plus the resources' own finalizers, at most
+ * `releaseTimeout` more. A close started by an interrupted fiber waits all the same.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const close = <A, E>(self: Pool<A, E>): Effect.Effect<void> => impl(self).close
+export const close: <A, E>(self: Pool<A, E>) => Effect.Effect<void> = internal.close
 
 /**
  * Whether `u` is a pool.
@@ -287,4 +200,4 @@ export const close = <A, E>(self: Pool<A, E>): Effect.Effect<void> => impl(self)
  * @since 0.1.0
  * @category refinements
  */
-export const isPool = (u: unknown): u is Pool<unknown, unknown> => typeof u === "object" && u !== null && TypeId in u
+export const isPool: (u: unknown) => u is Pool<unknown, unknown> = internal.isPool

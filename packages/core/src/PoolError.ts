@@ -24,6 +24,44 @@ export const TypeId: "~@scoped-pool/core/PoolError" = "~@scoped-pool/core/PoolEr
 export type TypeId = typeof TypeId
 
 /**
+ * `Data.TaggedError` for failures a program expects and handles — a timeout, a closed pool, a
+ * refused login. Printed (by `runMain`, a logger, `Cause.pretty`), such an error shows its
+ * message, its cause's and the span it was raised in, but no stack trace: the stack would point
+ * into the pool's internals, never at the caller's code. Every error of `@scoped-pool/core` and
+ * `@scoped-pool/pg` is one.
+ *
+ * **Example** (An expected failure of one's own)
+ *
+ * ```ts
+ * import { PoolError } from "@scoped-pool/core"
+ *
+ * class QuotaExceeded extends PoolError.ExpectedError("QuotaExceeded")<{ readonly tenant: string }> {
+ *   override get message() {
+ *     return `tenant ${this.tenant} is over its quota; retry after the next billing period`
+ *   }
+ * }
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const ExpectedError = <Tag extends string>(tag: Tag): ReturnType<typeof Data.TaggedError<Tag>> => {
+  const Base = Data.TaggedError(tag) as unknown as new(args: unknown) => Error
+  class Expected extends Base {
+    constructor(args: unknown) {
+      super(args)
+      Object.defineProperty(this, "stack", {
+        configurable: true,
+        get(this: Error) {
+          return `${this.name}: ${this.message}`
+        }
+      })
+    }
+  }
+  return Expected as unknown as ReturnType<typeof Data.TaggedError<Tag>>
+}
+
+/**
  * A lease that was still held when a waiter gave up, as reported in {@link PoolTimeout}.
  *
  * @since 0.1.0
@@ -44,7 +82,7 @@ export interface Holder {
  * @since 0.1.0
  * @category errors
  */
-export class PoolTimeout extends Data.TaggedError("PoolTimeout")<{
+export class PoolTimeout extends ExpectedError("PoolTimeout")<{
   readonly pool: string
   readonly elapsedMillis: number
   readonly size: number
@@ -84,7 +122,7 @@ export class PoolTimeout extends Data.TaggedError("PoolTimeout")<{
  * @since 0.1.0
  * @category errors
  */
-export class PoolFull extends Data.TaggedError("PoolFull")<{
+export class PoolFull extends ExpectedError("PoolFull")<{
   readonly pool: string
   readonly waiting: number
   readonly maxWaiting: number
@@ -108,7 +146,7 @@ export class PoolFull extends Data.TaggedError("PoolFull")<{
  * @since 0.1.0
  * @category errors
  */
-export class PoolClosed extends Data.TaggedError("PoolClosed")<{
+export class PoolClosed extends ExpectedError("PoolClosed")<{
   readonly pool: string
 }> {
   /**
@@ -130,7 +168,7 @@ export class PoolClosed extends Data.TaggedError("PoolClosed")<{
  * @since 0.1.0
  * @category errors
  */
-export class LeaseRevoked extends Data.TaggedError("LeaseRevoked")<{
+export class LeaseRevoked extends ExpectedError("LeaseRevoked")<{
   readonly pool: string
   readonly closeTimeoutMillis: number
   /** What the holder's own work ended with, if it failed. */
@@ -156,7 +194,7 @@ export class LeaseRevoked extends Data.TaggedError("LeaseRevoked")<{
  * @since 0.1.0
  * @category errors
  */
-export class PoolRuntimeMismatch extends Data.TaggedError("PoolRuntimeMismatch")<{
+export class PoolRuntimeMismatch extends ExpectedError("PoolRuntimeMismatch")<{
   readonly pool: string
   readonly ownerRuntime: number
   /** The caller's runtime id, or `undefined` when the caller has none (e.g. a bare `Effect.runPromise`). */
@@ -182,7 +220,7 @@ export class PoolRuntimeMismatch extends Data.TaggedError("PoolRuntimeMismatch")
  * @since 0.1.0
  * @category errors
  */
-export class PoolConfigError extends Data.TaggedError("PoolConfigError")<{
+export class PoolConfigError extends ExpectedError("PoolConfigError")<{
   readonly pool: string
   readonly field: string
   readonly value: unknown

@@ -6,6 +6,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -74,14 +75,30 @@ export interface Options<A, E, R> {
    * Default: none (every error is treated as transient).
    */
   readonly failFast?: ((error: E, pool: { readonly size: number }) => boolean) | undefined
-  /** Delays between creation attempts after a failure. Default: exponential from 100 ms, ×2, jittered, capped at 1 s. */
+  /**
+   * Delays between creation attempts after a failure; when it ends, waiters fail with the last
+   * error and the next request (or maintenance pass) starts again. While creation fails, one
+   * creation at a time retries. Default: exponential from 100 ms, ×2, jittered, capped at 1 s.
+   */
   readonly retrySchedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /**
+   * The shortest delay between two creation attempts, whatever `retrySchedule` says: a
+   * schedule with no delay (`Schedule.forever`) against an `acquire` that fails at once would
+   * otherwise be a busy loop. Default: 10 ms.
+   */
+  readonly minRetryDelay?: Duration.DurationInput | undefined
   /** After creation has failed continuously this long, `onReconnectFailed` runs and waiters fail. Default: 5 minutes. */
   readonly reconnectTimeout?: Duration.DurationInput | undefined
   /** Runs when creation has failed for `reconnectTimeout`, with the last error. */
   readonly onReconnectFailed?: ((error: E) => Effect.Effect<unknown, never, R>) | undefined
   /** On close, leases still out after this long are force-released. 0 releases them at once. Default: 500 ms. */
   readonly closeTimeout?: Duration.DurationInput | undefined
+  /**
+   * On close, after `closeTimeout`, the longest close waits for resources still being released
+   * (their finalizers) or created (an `acquire` being interrupted); past it close returns and
+   * logs a Warning. Default: 5 seconds.
+   */
+  readonly releaseTimeout?: Duration.DurationInput | undefined
   /** A lease held longer logs one Warning with where it was taken. Default: off. */
   readonly leakThreshold?: Duration.DurationInput | undefined
   /**
@@ -110,8 +127,10 @@ export interface Resolved {
   readonly checkAfterIdle: number
   readonly reconnectTimeout: number
   readonly closeTimeout: number
+  readonly releaseTimeout: number
   readonly leakThreshold: number | undefined
   readonly retrySchedule: Schedule.Schedule<unknown, unknown>
+  readonly minRetryDelay: number
 }
 
 /**
@@ -132,7 +151,9 @@ export const defaults = {
   maxUses: Number.POSITIVE_INFINITY,
   checkAfterIdle: 500,
   reconnectTimeout: 300_000,
-  closeTimeout: 500
+  closeTimeout: 500,
+  releaseTimeout: 5_000,
+  minRetryDelay: 10
 } as const
 
 /**
@@ -168,8 +189,6 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
         ? Option.some(n)
         : Option.none()
     }
-    const millis = (value: Duration.DurationInput | undefined, fallback: number, allowZero: boolean) =>
-      value === undefined ? Option.some(fallback) : Option.fromNullable(millisOf(value, { allowZero }))
 
     const min = count("min", options.min, defaults.min, 0)
     if (Option.isNone(min)) return fail("min", options.min, "an integer >= 0")
@@ -192,15 +211,19 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
       ["checkAfterIdle", options.checkAfterIdle, defaults.checkAfterIdle, true],
       ["reconnectTimeout", options.reconnectTimeout, defaults.reconnectTimeout, false],
       ["closeTimeout", options.closeTimeout, defaults.closeTimeout, true],
+      ["releaseTimeout", options.releaseTimeout, defaults.releaseTimeout, false],
+      ["minRetryDelay", options.minRetryDelay, defaults.minRetryDelay, false],
       ["leakThreshold", options.leakThreshold, 0, false]
     ] as const
     const ms: Record<string, number> = {}
     for (const [field, value, fallback, allowZero] of durations) {
-      const decoded = millis(value, fallback, allowZero)
-      if (Option.isNone(decoded)) {
-        return fail(field, value, allowZero ? "a finite duration >= 0" : "a finite duration > 0")
+      if (value === undefined) {
+        ms[field] = fallback
+        continue
       }
-      ms[field] = decoded.value
+      const decoded = decodeMillis(value, { allowZero })
+      if (Either.isLeft(decoded)) return fail(field, value, decoded.left)
+      ms[field] = decoded.right
     }
 
     return Effect.succeed<Resolved>({
@@ -216,31 +239,57 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
       checkAfterIdle: ms.checkAfterIdle!,
       reconnectTimeout: ms.reconnectTimeout!,
       closeTimeout: ms.closeTimeout!,
+      releaseTimeout: ms.releaseTimeout!,
       leakThreshold: options.leakThreshold === undefined ? undefined : ms.leakThreshold!,
-      retrySchedule: options.retrySchedule ?? defaultRetrySchedule
+      retrySchedule: options.retrySchedule ?? defaultRetrySchedule,
+      minRetryDelay: ms.minRetryDelay!
     })
   })
 
 /**
- * A duration option in milliseconds, or `undefined` when it is not a finite duration > 0
- * (≥ 0 with `allowZero`). Unlike `Duration.decode`, which turns negative and NaN inputs into
- * zero, it rejects them: options are never clamped.
+ * Decodes a duration option to milliseconds — the one duration validator of `@scoped-pool/core`
+ * and `@scoped-pool/pg`. Accepts what `Duration.DurationInput` accepts (a `Duration`, a number
+ * of milliseconds, a bigint of nanoseconds, `"5 seconds"`, `"500 millis"`, `[seconds, nanos]`)
+ * when it is finite and > 0 (≥ 0 with `allowZero`). Unlike `Duration.decode`, which turns
+ * negative and NaN inputs into zero, it rejects them: options are never clamped.
+ *
+ * Returns the milliseconds, or a description of what was expected, with the accepted format,
+ * for an error message (`PoolConfigError.expected`).
+ *
+ * **Example** (Validating an option)
+ *
+ * ```ts
+ * import { Either } from "effect"
+ * import { PoolOptions } from "@scoped-pool/core"
+ *
+ * PoolOptions.decodeMillis("5 seconds") // Either.right(5000)
+ * PoolOptions.decodeMillis(-1) // Either.left('a finite duration > 0, such as "5 seconds" or "500 millis" …')
+ * PoolOptions.decodeMillis(0, { allowZero: true }) // Either.right(0)
+ * ```
  *
  * @since 0.1.0
  * @category config
  */
-export const millisOf = (
-  value: Duration.DurationInput,
-  options: { readonly allowZero: boolean }
-): number | undefined => {
-  if (isNegativeOrNaN(value)) return undefined
-  const decoded = Duration.decodeUnknown(value)
-  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return undefined
-  const ms = Duration.toMillis(decoded.value)
-  return Number.isNaN(ms) || ms < 0 || (!options.allowZero && ms === 0) ? undefined : ms
+export const decodeMillis = (
+  value: unknown,
+  options?: { readonly allowZero?: boolean | undefined }
+): Either.Either<number, string> => {
+  const allowZero = options?.allowZero === true
+  if (!isNegativeOrNaN(value)) {
+    const decoded = Duration.decodeUnknown(value)
+    if (Option.isSome(decoded) && Duration.isFinite(decoded.value)) {
+      const ms = Duration.toMillis(decoded.value)
+      if (!Number.isNaN(ms) && ms >= 0 && (allowZero || ms > 0)) return Either.right(ms)
+    }
+  }
+  return Either.left(allowZero ? expectedNonNegative : expectedPositive)
 }
 
-const isNegativeOrNaN = (value: Duration.DurationInput): boolean => {
+const format = "such as \"5 seconds\" or \"500 millis\" (a number is milliseconds)"
+const expectedPositive = `a finite duration > 0, ${format}`
+const expectedNonNegative = `a finite duration >= 0, ${format}`
+
+const isNegativeOrNaN = (value: unknown): boolean => {
   if (typeof value === "number") return !(value >= 0)
   if (typeof value === "bigint") return value < BigInt(0)
   if (typeof value === "string") return /^\s*-|nan/i.test(value)

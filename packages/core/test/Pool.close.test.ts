@@ -3,8 +3,10 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
+import { captureLogs } from "../../../test/support/logs.js"
 import * as Pool from "../src/Pool.js"
 import * as PoolError from "../src/PoolError.js"
 import { makeTestResource } from "./utils/TestResource.js"
@@ -143,4 +145,63 @@ describe("Pool.close", () => {
       assert.strictEqual((yield* Effect.flip(Fiber.join(waiter)))._tag, "PoolClosed")
       assert.strictEqual(resources.alive.size, 0)
     }))
+
+  it.effect("D3 a close started by an interrupted fiber still waits closeTimeout, then revokes the leases still out", () =>
+    Effect.gen(function*() {
+      const { acquire, released } = slowResource(0)
+      const opened = yield* Deferred.make<Fiber.RuntimeFiber<unknown, unknown>>()
+      // The program owns the pool; a lease is held outside its fiber tree (a daemon).
+      const program = Effect.gen(function*() {
+        const pool = yield* Pool.make({ acquire, max: 2, closeTimeout: "500 millis" })
+        const holder = yield* Effect.forkDaemon(Pool.use(pool, (r) => Deferred.await(r.broken)))
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(opened, holder)
+        return yield* Effect.never
+      }).pipe(Effect.scoped)
+      const main = yield* Effect.fork(program)
+      const holder = yield* Deferred.await(opened)
+      // as runMain does on SIGTERM: the program is interrupted and its scope closes the pool
+      const interrupting = yield* Effect.fork(Fiber.interrupt(main))
+      yield* TestClock.adjust("100 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(interrupting)), "close returned before closeTimeout")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(holder)))
+      yield* TestClock.adjust("400 millis")
+      yield* Fiber.join(interrupting)
+      const error = yield* Effect.flip(Fiber.join(holder))
+      assert.strictEqual((error as { _tag?: string })._tag, "LeaseRevoked")
+      assert.deepStrictEqual(released, [1])
+    }))
+
+  it.effect("D5 close awaits the pool's background work, bounded: a creation that cannot be interrupted and a release that hangs", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      let creating = 0
+      const scope = yield* Scope.make()
+      const pool = yield* Scope.extend(
+        Pool.make({
+          name: "stuck",
+          // the second creation never ends and cannot be interrupted
+          acquire: Effect.suspend(() => ++creating === 1 ? resources.acquire : Effect.uninterruptible(Effect.never)),
+          max: 2,
+          closeTimeout: "100 millis",
+          releaseTimeout: "1 second"
+        }),
+        scope
+      )
+      yield* Pool.use(pool, () => Effect.void)
+      const waiter = yield* Effect.fork(Effect.scoped(Effect.zipRight(Pool.get(pool), Pool.get(pool))))
+      yield* Effect.yieldNow()
+      assert.strictEqual((yield* Pool.stats(pool)).pending, 1)
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("900 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(closing)))
+      yield* TestClock.adjust("200 millis")
+      assert.isTrue(Option.isSome(yield* Fiber.poll(closing)), "close still waits after releaseTimeout")
+      assert.strictEqual(resources.alive.size, 0)
+      const warning = logs.lines.find((l) => l.level === "WARN" && l.message.includes("releaseTimeout"))
+      assert.strictEqual(warning?.annotations.pool, "stuck")
+      yield* Fiber.interrupt(waiter)
+    }).pipe(logs.provide)
+  })
 })

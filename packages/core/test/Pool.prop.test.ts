@@ -1,9 +1,11 @@
 /**
  * Property test of the pool's state machine: random programs of get, use, release,
  * invalidate, kill (isAlive), interrupt, clock moves (acquireTimeout, idleTimeout, maxLifetime,
- * retries, reconnectTimeout, closeTimeout), creation failures, resize, drain and close — close
- * sometimes in the middle, after which every command must fail fast with `PoolClosed` — all
- * under the TestClock, with invariants checked after every step and at the end:
+ * retries, reconnectTimeout, closeTimeout), creation failures and defects (synchronous or
+ * after a delay, under a spaced, a zero-delay or an ending retry schedule), hostile user code
+ * (`f`, `check`, `reset`, `isAlive` and `onCreate` that throw, die or fail), resize, drain and
+ * close — close sometimes in the middle, after which every command must fail fast with
+ * `PoolClosed` — all under the TestClock, with invariants checked after every step and at the end:
  *
  * 1. never more resources alive than `max` (after a resize down: the excess only shrinks);
  * 2. no resource leased to two holders at once, and none leased once released, invalidated or dead;
@@ -15,7 +17,9 @@
  *    or is interrupted must not be overtaken before it gives up either.)
  * 6. no waiter waits longer than `acquireTimeout`, nor times out sooner; the pool's stats
  *    agree with what the holders see;
- * 7. no request waits while the pool has room and creates nothing.
+ * 7. no request waits while the pool has room and creates nothing;
+ * 8. no defect reaches a caller but the injected ones, and only where they belong: from its own
+ *    `f`, or from a creation (`acquire`, `onCreate`) that died while it waited.
  *
  * It found two bugs, kept as regression cases at the end of the file.
  *
@@ -31,6 +35,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -64,10 +69,21 @@ interface Config {
   readonly retryMillis: number
   /** At the end, let closeTimeout pass before the holders return (revokes their leases). */
   readonly revokeAtEnd: boolean
+  /** Delays between creation attempts: spaced by `retryMillis`, none at all, a few then give up, or give up at once. */
+  readonly retry: "spaced" | "forever" | "recurs" | "stop"
+  /** `check` runs on checkout of a resource idle longer than this. */
+  readonly checkAfterIdle: number
 }
 
+/** How a hook misbehaves: it throws when called, returns an effect that dies, or one that fails. */
+type Misbehaviour = "throw" | "die" | "fail"
+
+/** A defect injected by the program; any other defect is a bug. */
+class Injected extends Data.TaggedError("Injected")<{ readonly where: string }> {}
+
 type Command =
-  | { readonly _tag: "Get"; readonly via: "get" | "use" }
+  /** A request; with `throws`, its `f` throws when called (`use` only). */
+  | { readonly _tag: "Get"; readonly via: "get" | "use"; readonly throws: boolean }
   | { readonly _tag: "Release"; readonly pick: number }
   | { readonly _tag: "Invalidate"; readonly pick: number }
   | { readonly _tag: "Kill"; readonly pick: number }
@@ -78,6 +94,20 @@ type Command =
   | { readonly _tag: "Failing"; readonly on: boolean }
   /** The next `attempts` creation attempts fail: a short outage that ends by itself. */
   | { readonly _tag: "Outage"; readonly attempts: number }
+  /** The next `attempts` creation attempts fail or die, at once or after `delay` ms. */
+  | {
+    readonly _tag: "Creation"
+    readonly how: "fail" | "die"
+    readonly delay: number
+    readonly attempts: number
+  }
+  /** The next `times` calls of a hook misbehave. */
+  | {
+    readonly _tag: "Hostile"
+    readonly hook: "check" | "reset" | "isAlive" | "onCreate"
+    readonly how: Misbehaviour
+    readonly times: number
+  }
   | { readonly _tag: "Resize"; readonly min: number; readonly max: number }
   | { readonly _tag: "Drain" }
   | { readonly _tag: "Close" }
@@ -103,7 +133,15 @@ const configArb: FastCheck.Arbitrary<Config> = FastCheck.record({
   closeTimeout: FastCheck.integer({ min: 0, max: 20 }).map((n) => n * 10),
   reconnectTimeout: FastCheck.integer({ min: 5, max: 50 }).map((n) => n * 10),
   retryMillis: FastCheck.integer({ min: 5, max: 100 }),
-  revokeAtEnd: FastCheck.boolean()
+  revokeAtEnd: FastCheck.boolean(),
+  retry: FastCheck.constantFrom(
+    "spaced" as const,
+    "spaced" as const,
+    "forever" as const,
+    "recurs" as const,
+    "stop" as const
+  ),
+  checkAfterIdle: FastCheck.constantFrom(0, 50, 500)
 }).map(({ sizes, ...rest }) => ({ ...sizes, ...rest }))
 
 const pick = FastCheck.nat({ max: 1000 })
@@ -111,8 +149,13 @@ const pick = FastCheck.nat({ max: 1000 })
 const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
   {
     weight: 10,
-    arbitrary: FastCheck.constantFrom("get" as const, "use" as const).map((via) => ({ _tag: "Get" as const, via }))
+    arbitrary: FastCheck.constantFrom("get" as const, "use" as const).map((via) => ({
+      _tag: "Get" as const,
+      via,
+      throws: false
+    }))
   },
+  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Get" as const, via: "use" as const, throws: true }) },
   { weight: 5, arbitrary: pick.map((pick) => ({ _tag: "Release" as const, pick })) },
   { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Invalidate" as const, pick })) },
   { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Kill" as const, pick })) },
@@ -136,6 +179,22 @@ const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
     weight: 2,
     arbitrary: FastCheck.integer({ min: 1, max: 3 }).map((attempts) => ({ _tag: "Outage" as const, attempts }))
   },
+  {
+    weight: 2,
+    arbitrary: FastCheck.record({
+      how: FastCheck.constantFrom("fail" as const, "die" as const),
+      delay: FastCheck.constantFrom(0, 0, 5, 40),
+      attempts: FastCheck.integer({ min: 1, max: 3 })
+    }).map((creation) => ({ _tag: "Creation" as const, ...creation }))
+  },
+  {
+    weight: 3,
+    arbitrary: FastCheck.record({
+      hook: FastCheck.constantFrom("check" as const, "reset" as const, "isAlive" as const, "onCreate" as const),
+      how: FastCheck.constantFrom("throw" as const, "die" as const, "fail" as const),
+      times: FastCheck.integer({ min: 1, max: 3 })
+    }).map((hostile) => ({ _tag: "Hostile" as const, ...hostile }))
+  },
   { weight: 1, arbitrary: sizes.map(({ max, min }) => ({ _tag: "Resize" as const, min, max })) },
   { weight: 1, arbitrary: FastCheck.constant({ _tag: "Drain" as const }) },
   { weight: 1, arbitrary: FastCheck.constant({ _tag: "Close" as const }) }
@@ -152,6 +211,8 @@ const programArb = {
 interface Client {
   readonly seq: number
   readonly via: "get" | "use"
+  /** Its `f` throws when called. */
+  readonly throws: boolean
   /** TestClock time the request was made. */
   readonly since: number
   readonly release: Deferred.Deferred<void>
@@ -176,6 +237,10 @@ const settle = Effect.forEach(Array.from({ length: 24 }), () => Effect.yieldNow(
 const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
   if (Exit.isSuccess(exit)) return "returned"
   if (Cause.isInterruptedOnly(exit.cause)) return "interrupted"
+  const defects = Cause.defects(exit.cause)
+  if (defects.length > 0 && [...defects].every((d) => d instanceof Injected)) {
+    return `injected ${[...new Set([...defects].map((d) => (d as Injected).where))].join("+")}`
+  }
   const failure = Cause.failureOption(exit.cause)
   if (failure._tag === "Some" && typeof failure.value === "object" && failure.value !== null) {
     return String((failure.value as { _tag?: unknown })._tag)
@@ -206,6 +271,34 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
     let closing = false
     let event = 0
     let outage = 0
+    let creation: { how: "fail" | "die"; delay: number; left: number } = { how: "fail", delay: 0, left: 0 }
+    const hostile: Record<"check" | "reset" | "isAlive" | "onCreate", { how: Misbehaviour; left: number }> = {
+      check: { how: "throw", left: 0 },
+      reset: { how: "throw", left: 0 },
+      isAlive: { how: "throw", left: 0 },
+      onCreate: { how: "throw", left: 0 }
+    }
+    const misbehaviour = (hook: keyof typeof hostile): Misbehaviour | undefined => {
+      const h = hostile[hook]
+      if (h.left <= 0) return undefined
+      h.left--
+      return h.how
+    }
+    /** What a hook returns when it misbehaves as `how` (it throws for "throw"). */
+    const misbehave = (where: string, how: Misbehaviour): Effect.Effect<never, CreateError> => {
+      if (how === "throw") throw new Injected({ where })
+      return how === "die" ? Effect.die(new Injected({ where })) : Effect.fail(new CreateError({ attempt: -1 }))
+    }
+    const acquire = Effect.suspend(() => {
+      if (creation.left > 0) {
+        creation.left--
+        const ended = creation.how === "die"
+          ? Effect.die(new Injected({ where: "acquire" }))
+          : Effect.fail(new CreateError({ attempt: -1 }))
+        return creation.delay === 0 ? ended : Effect.zipRight(Effect.sleep(Duration.millis(creation.delay)), ended)
+      }
+      return outage > 0 ? Effect.fail(new CreateError({ attempt: -outage-- })) : resources.acquire
+    })
     let max = config.max
     // Upper bound on live resources: `max`, or after a resize down the excess, which may only shrink.
     let cap = config.max
@@ -213,9 +306,7 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
     const scope = yield* Scope.make()
     const pool = yield* Pool.make({
       name: "prop",
-      acquire: Effect.suspend(() =>
-        outage > 0 ? Effect.fail(new CreateError({ attempt: -outage-- })) : resources.acquire
-      ),
+      acquire,
       min: config.min,
       max: config.max,
       acquireTimeout: Duration.millis(config.acquireTimeout),
@@ -223,8 +314,31 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
       idleTimeout: Duration.millis(config.idleTimeout),
       maxLifetime: Duration.millis(config.maxLifetime),
       lifetimeJitter: 0,
-      isAlive: (r) => !r.dead,
-      retrySchedule: Schedule.spaced(Duration.millis(config.retryMillis)),
+      isAlive: (r) => {
+        if (misbehaviour("isAlive") !== undefined) throw new Injected({ where: "isAlive" })
+        return !r.dead
+      },
+      checkAfterIdle: Duration.millis(config.checkAfterIdle),
+      check: (r) => {
+        const how = misbehaviour("check")
+        if (how !== undefined) return misbehave("check", how)
+        return r.dead ? Effect.fail("dead") : Effect.void
+      },
+      reset: () => {
+        const how = misbehaviour("reset")
+        return how === undefined ? undefined : misbehave("reset", how)
+      },
+      onCreate: () => {
+        const how = misbehaviour("onCreate")
+        return how === undefined ? Effect.void : misbehave("onCreate", how)
+      },
+      retrySchedule: config.retry === "forever"
+        ? Schedule.forever
+        : config.retry === "recurs"
+        ? Schedule.intersect(Schedule.spaced(Duration.millis(config.retryMillis)), Schedule.recurs(2))
+        : config.retry === "stop"
+        ? Schedule.recurs(0)
+        : Schedule.spaced(Duration.millis(config.retryMillis)),
       reconnectTimeout: Duration.millis(config.reconnectTimeout),
       closeTimeout: Duration.millis(config.closeTimeout)
     }).pipe(Scope.extend(scope))
@@ -258,6 +372,17 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
       client.outcome = outcomeOf(exit)
       if (client.leasedAt === undefined) client.endedAt = ++event
       if (client.outcome.startsWith("defect")) violations.push(`client ${client.seq}: ${client.outcome}`)
+      // A caller dies only of its own f, or of a creation that died while it waited.
+      if (client.outcome.startsWith("injected")) {
+        const where = client.outcome.slice("injected ".length).split("+")
+        const allowed = [
+          ...(client.throws ? ["f"] : []),
+          ...(client.leasedAt === undefined ? ["acquire", "onCreate"] : [])
+        ]
+        if (!where.every((w) => allowed.includes(w))) {
+          violations.push(`client ${client.seq} died of an injected defect in ${where.join(", ")}`)
+        }
+      }
       if (client.outcome === "PoolTimeout" && now() - client.since < config.acquireTimeout) {
         violations.push(`client ${client.seq} timed out after ${now() - client.since} ms < acquireTimeout`)
       }
@@ -266,11 +391,12 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
       }
     }
 
-    const request = (via: "get" | "use") =>
+    const request = (via: "get" | "use", throws: boolean) =>
       Effect.gen(function*() {
         const client: Client = {
           seq: clients.length,
           via,
+          throws,
           since: now(),
           release: yield* Deferred.make<void>(),
           afterClose: closing,
@@ -288,7 +414,15 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
             onLease(client, resource)
             return Deferred.await(client.release)
           }).pipe(Effect.ensuring(Effect.sync(() => onReturn(client, resource))))
-        const lease = via === "get" ? Effect.scoped(Effect.flatMap(Pool.get(pool), hold)) : Pool.use(pool, hold)
+        // An f that throws when called: the lease begins and ends within the call.
+        const throwing = (resource: Resource): Effect.Effect<void> => {
+          onLease(client, resource)
+          onReturn(client, resource)
+          throw new Injected({ where: "f" })
+        }
+        const lease = via === "get"
+          ? Effect.scoped(Effect.flatMap(Pool.get(pool), hold))
+          : Pool.use(pool, throws ? throwing : hold)
         client.fiber = yield* Effect.fork(
           lease.pipe(Effect.onExit((exit) => Effect.sync(() => onEnd(client, exit))), Effect.exit, Effect.asVoid)
         )
@@ -341,7 +475,7 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
     const run = (command: Command): Effect.Effect<void> => {
       switch (command._tag) {
         case "Get":
-          return request(command.via)
+          return request(command.via, command.throws)
         case "Release": {
           const client = choose(clients.filter((c) => c.status === "holding"), command.pick)
           return client === undefined ? Effect.void : Deferred.succeed(client.release, void 0)
@@ -384,6 +518,14 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
         case "Outage":
           return Effect.sync(() => {
             outage = command.attempts
+          })
+        case "Creation":
+          return Effect.sync(() => {
+            creation = { how: command.how, delay: command.delay, left: command.attempts }
+          })
+        case "Hostile":
+          return Effect.sync(() => {
+            hostile[command.hook] = { how: command.how, left: command.times }
           })
         case "Resize":
           return Effect.gen(function*() {
@@ -468,7 +610,7 @@ const timeout = Math.max(60_000, runs * 150)
 
 describe("Pool properties", () => {
   it.effect.prop(
-    "11. random programs keep the pool's invariants",
+    "D22 random programs — hostile hooks, creation failures and defects included — keep the pool's invariants",
     programArb,
     ({ commands, config }) => program(config, commands, { strict: true }),
     { timeout, fastCheck: parameters }

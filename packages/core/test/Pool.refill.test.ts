@@ -98,4 +98,67 @@ describe("Pool refill", () => {
       assert.isTrue(millis.every((ms) => ms <= 1_000))
       assert.strictEqual(millis.at(-1), 1_000)
     }))
+
+  it.effect("6. logs a user reads: one Warning per outage, Debug per further failure, no stack; one Info when it recovers", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        name: "outage",
+        acquire: resources.acquire,
+        max: 1,
+        acquireTimeout: "10 seconds",
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      const waiter = yield* Effect.fork(Pool.use(pool, (r) => Effect.succeed(r.id)))
+      yield* TestClock.adjust("250 millis")
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(yield* Fiber.join(waiter), 1)
+      const lines = logs.lines.filter((l) => l.annotations.pool === "outage" && l.message.includes("creat"))
+      const at = (level: string) => lines.filter((l) => l.level === level)
+      assert.strictEqual(at("WARN").length, 1)
+      assert.include(at("WARN")[0]!.message, "creating a resource failed: CreateError; retrying with backoff")
+      assert.deepStrictEqual(
+        at("DEBUG").filter((l) => l.message.includes("failed again")).map((l) => l.annotations.attempts),
+        [2, 3]
+      )
+      assert.strictEqual(at("INFO").length, 1)
+      assert.include(at("INFO")[0]!.message, "creating resources works again after 3 failed attempt(s) over 300 ms")
+      // an expected, typed failure: its message, never a stack
+      for (const line of lines) assert.notInclude(line.message, "    at ")
+      assert.deepStrictEqual(at("ERROR"), [])
+    }).pipe(Effect.scoped, logs.provide)
+  })
+
+  it.effect("6. a failure handed to the waiting callers at once (failFast) is theirs to report: the pool logs no Warning for it", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const pool = yield* Pool.make({
+        name: "fail-fast-logs",
+        acquire: resources.acquire,
+        max: 1,
+        failFast: () => true,
+        retrySchedule: Schedule.spaced("100 millis")
+      })
+      // the caller gets the error at once; the pool only notes it at Debug
+      const error = yield* Effect.flip(Pool.use(pool, (r) => Effect.succeed(r.id)))
+      assert.strictEqual(error._tag, "CreateError")
+      const lines = () =>
+        logs.lines.filter((l) => l.annotations.pool === "fail-fast-logs" && l.message.includes("creat"))
+      assert.deepStrictEqual(lines().filter((l) => l.level !== "DEBUG"), [])
+      // retried for min with nobody waiting: now the outage is the pool's to report, once
+      yield* Pool.resize(pool, { min: 1, max: 1 })
+      yield* TestClock.adjust("350 millis")
+      const warnings = lines().filter((l) => l.level === "WARN")
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0]!.message, "attempts): CreateError; retrying with backoff")
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual(lines().filter((l) => l.level === "INFO").length, 1)
+    }).pipe(Effect.scoped, logs.provide)
+  })
 })

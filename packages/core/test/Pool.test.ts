@@ -4,6 +4,8 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as MetricState from "effect/MetricState"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as Pool from "../src/Pool.js"
 import * as PoolError from "../src/PoolError.js"
@@ -35,8 +37,10 @@ describe("Pool.make", () => {
         const error = yield* Effect.flip(Effect.scoped(Pool.make({ acquire, name: "cfg", ...options })))
         assert.instanceOf(error, PoolError.PoolConfigError)
         assert.strictEqual(error.field, field)
-        assert.strictEqual(error.expected, expected)
-        assert.include(error.message, `pool "cfg": ${field} must be ${expected}, got`)
+        assert.isTrue(error.expected.startsWith(expected), error.expected)
+        assert.include(error.message, `pool "cfg": ${field} must be ${expected}`)
+        // a duration's error shows the accepted format
+        if (expected.includes("duration")) assert.include(error.message, "such as \"5 seconds\" or \"500 millis\"")
       }
       // closeTimeout 0 is allowed (force-release at once); it is not clamped.
       const pool = yield* Effect.scoped(Pool.make({ acquire, closeTimeout: 0 }))
@@ -126,8 +130,30 @@ describe("Pool sizing", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("Pool readiness", () => {
+  it.effect("D15 waitReady is woken by close and fails with PoolClosed, not PoolTimeout, and is not counted as a timeout", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      resources.failing = true
+      const scope = yield* Scope.make()
+      const pool = yield* Scope.extend(Pool.make({ acquire: resources.acquire, min: 2, max: 2, name: "r" }), scope)
+      const ready = yield* Effect.fork(Pool.waitReady(pool, "10 seconds"))
+      yield* Effect.yieldNow()
+      yield* Scope.close(scope, Exit.void)
+      // a few scheduler hops for the woken waitReady to end; no time passes
+      yield* Effect.repeatN(Effect.yieldNow(), 4)
+      const exit = Option.getOrUndefined(yield* Fiber.poll(ready))
+      assert.isDefined(exit, "waitReady still waits after close")
+      const error = yield* Effect.flip(exit!)
+      assert.strictEqual(error._tag, "PoolClosed")
+      assert.strictEqual((yield* Pool.stats(pool)).timeouts, 0)
+      // and after close, at once
+      assert.strictEqual((yield* Effect.flip(Pool.waitReady(pool, "10 seconds")))._tag, "PoolClosed")
+    }))
+})
+
 describe("Pool.stats", () => {
-  it.effect("9. stats count requests, waits, timeouts, creations and usage; metrics are tagged with the pool name", () =>
+  it.effect("9. stats count requests, waits, timeouts, creations and usage; metrics follow OpenTelemetry's db.client.connection.* conventions", () =>
     Effect.gen(function*() {
       const resources = makeTestResource()
       const pool = yield* Pool.make({ acquire: resources.acquire, max: 1, name: "metered", acquireTimeout: "1 second" })
@@ -148,12 +174,44 @@ describe("Pool.stats", () => {
       assert.strictEqual(stats.size, 1)
       assert.strictEqual(stats.inUse, 0)
       assert.isAtLeast(stats.usageTimeTotal, 1100)
-      const size = yield* Metric.value(Metric.tagged(PoolStats.size, "pool", "metered"))
-      assert.strictEqual(size.value, 1)
-      const leases = yield* Metric.value(Metric.tagged(PoolStats.leaseDuration, "pool", "metered"))
-      assert.isTrue(MetricState.isHistogramState(leases))
-      assert.strictEqual(leases.count, 2)
-      const waits = yield* Metric.value(Metric.tagged(PoolStats.acquireWait, "pool", "metered"))
+      const metrics = PoolStats.metricsOf("metered")
+      assert.strictEqual((yield* Metric.value(metrics.idle)).value, 1)
+      assert.strictEqual((yield* Metric.value(metrics.used)).value, 0)
+      assert.strictEqual((yield* Metric.value(metrics.max)).value, 1)
+      assert.strictEqual((yield* Metric.value(metrics.idleMax)).value, 1)
+      assert.strictEqual((yield* Metric.value(metrics.idleMin)).value, 0)
+      assert.strictEqual((yield* Metric.value(metrics.pendingRequests)).value, 0)
+      assert.strictEqual((yield* Metric.value(metrics.timeouts)).count, 1)
+      // durations in seconds, as the conventions say
+      const uses = yield* Metric.value(metrics.useTime)
+      assert.isTrue(MetricState.isHistogramState(uses))
+      assert.strictEqual(uses.count, 2)
+      assert.strictEqual(uses.min, 0.1)
+      const waits = yield* Metric.value(metrics.waitTime)
       assert.strictEqual(waits.count, 2)
+      assert.strictEqual(waits.max, 1)
+      const creations = yield* Metric.value(metrics.createTime)
+      assert.strictEqual(creations.count, 1)
+      // the series are the pool's: the names and attributes an OpenTelemetry exporter sees
+      const pairs = (yield* Metric.snapshot).filter((pair) =>
+        pair.metricKey.tags.some((tag) => tag.key === "db.client.connection.pool.name" && tag.value === "metered")
+      )
+      assert.deepStrictEqual(
+        [...new Set(pairs.map((pair) => pair.metricKey.name))].sort(),
+        [
+          "db.client.connection.count",
+          "db.client.connection.create_time",
+          "db.client.connection.idle.max",
+          "db.client.connection.idle.min",
+          "db.client.connection.max",
+          "db.client.connection.pending_requests",
+          "db.client.connection.timeouts",
+          "db.client.connection.use_time",
+          "db.client.connection.wait_time"
+        ]
+      )
+      const states = pairs.filter((pair) => pair.metricKey.name === "db.client.connection.count")
+        .map((pair) => pair.metricKey.tags.find((tag) => tag.key === "db.client.connection.state")?.value).sort()
+      assert.deepStrictEqual(states, ["idle", "used"])
     }).pipe(Effect.scoped))
 })

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as Pool from "../src/Pool.js"
 import { makeTestResource } from "./utils/TestResource.js"
@@ -126,6 +127,103 @@ describe("Pool waiting", () => {
         assert.include(error.message, "already 2 requests waiting (maxWaiting 2)")
       }
       assert.strictEqual((yield* Pool.stats(pool)).rejected, 1)
+      yield* Deferred.succeed(release, void 0)
+    }).pipe(Effect.scoped))
+
+  // A check that hangs (a connection whose SELECT 1 never answers) must not hold the caller.
+  const hangingCheck = () => {
+    let hang = false
+    const resources = makeTestResource()
+    const options = {
+      acquire: resources.acquire,
+      max: 1,
+      checkAfterIdle: 0,
+      closeTimeout: 0,
+      check: (r: { readonly id: number }) => hang && r.id === 1 ? Effect.never : Effect.void
+    }
+    return { options, resources, hang: () => (hang = true) }
+  }
+
+  it.effect("D14 the checkout check is interruptible: an Effect.timeout around the lease returns on time", () =>
+    Effect.gen(function*() {
+      const { hang, options, resources } = hangingCheck()
+      const pool = yield* Pool.make({ ...options, acquireTimeout: "30 seconds" })
+      assert.strictEqual(yield* Pool.use(pool, (r) => Effect.succeed(r.id)), 1)
+      yield* TestClock.adjust("10 millis")
+      hang()
+      const fiber = yield* Effect.fork(Effect.timeout(Pool.use(pool, (r) => Effect.succeed(r.id)), "300 millis"))
+      yield* TestClock.adjust("300 millis")
+      const exit = Option.getOrUndefined(yield* Fiber.poll(fiber))
+      assert.isDefined(exit, "still checking after the caller's 300 ms timeout")
+      assert.strictEqual((yield* Effect.flip(exit!))._tag, "TimeoutException")
+      // the resource whose check was cut short is retired: its state is unknown
+      const stats = yield* Pool.stats(pool)
+      assert.deepStrictEqual({ inUse: stats.inUse, checkFailed: stats.retired["check-failed"] }, {
+        inUse: 0,
+        checkFailed: 1
+      })
+      assert.isFalse(resources.alive.has(1))
+      assert.strictEqual(yield* Pool.use(pool, (r) => Effect.succeed(r.id)), 2)
+    }).pipe(Effect.scoped))
+
+  it.effect("D14 the checkout check is bounded by acquireTimeout: PoolTimeout, counted, and the resource retired", () =>
+    Effect.gen(function*() {
+      const { hang, options } = hangingCheck()
+      const pool = yield* Pool.make({ ...options, acquireTimeout: "1 second", name: "checked" })
+      yield* Pool.use(pool, () => Effect.void)
+      yield* TestClock.adjust("10 millis")
+      hang()
+      const fiber = yield* Effect.fork(Pool.use(pool, () => Effect.void))
+      yield* TestClock.adjust("1 second")
+      const exit = Option.getOrUndefined(yield* Fiber.poll(fiber))
+      assert.isDefined(exit, "still checking after acquireTimeout")
+      const error = yield* Effect.flip(exit!)
+      assert.strictEqual(error._tag, "PoolTimeout")
+      assert.include(error.message, "pool \"checked\": no resource after 1000 ms")
+      const stats = yield* Pool.stats(pool)
+      assert.deepStrictEqual({
+        inUse: stats.inUse,
+        timeouts: stats.timeouts,
+        checkFailed: stats.retired["check-failed"]
+      }, {
+        inUse: 0,
+        timeouts: 1,
+        checkFailed: 1
+      })
+    }).pipe(Effect.scoped))
+
+  it.effect("D14 a caller whose check failed and who then waits keeps its original deadline", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      let slow = false
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        max: 2,
+        checkAfterIdle: 0,
+        closeTimeout: 0,
+        acquireTimeout: "1 second",
+        // #2's check takes 400 ms, then fails
+        check: (r) =>
+          slow && r.id === 2 ? Effect.zipRight(Effect.sleep("400 millis"), Effect.fail("dead")) : Effect.void
+      })
+      const release = yield* Deferred.make<void>()
+      // returned in reverse order: #1 is on top of the idle stack, #2 under it
+      yield* Effect.scoped(Effect.all([Pool.get(pool), Pool.get(pool)]))
+      yield* TestClock.adjust("10 millis")
+      slow = true
+      resources.failing = true
+      yield* hold(pool, release)
+      yield* Effect.yieldNow()
+      // the caller checks #2 (fails after 400 ms), then waits while creation fails
+      const waiter = yield* Effect.fork(Pool.use(pool, () => Effect.void))
+      yield* TestClock.adjust("400 millis")
+      assert.isTrue(Option.isNone(yield* Fiber.poll(waiter)))
+      yield* TestClock.adjust("600 millis")
+      const exit = Option.getOrUndefined(yield* Fiber.poll(waiter))
+      assert.isDefined(exit, "still waiting after acquireTimeout from its request")
+      const error = yield* Effect.flip(exit!)
+      assert.strictEqual(error._tag, "PoolTimeout")
+      if (error._tag === "PoolTimeout") assert.strictEqual(error.elapsedMillis, 1000)
       yield* Deferred.succeed(release, void 0)
     }).pipe(Effect.scoped))
 })

@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import * as Pool from "../src/Pool.js"
 import * as RuntimeGuard from "../src/RuntimeGuard.js"
@@ -72,4 +73,67 @@ describe("RuntimeGuard", () => {
       const outside = yield* Effect.promise(() => Effect.runPromise(Effect.flip(guarded)))
       assert.strictEqual(outside, "mismatch from undefined")
     }).pipe(Effect.scoped))
+
+  // A queue consumer, a scheduler, an HTTP router: a layer that captures the runtime while the
+  // layers are built and runs callbacks with it later.
+  class Consumer extends Context.Tag("Consumer")<Consumer, { readonly runtime: Runtime.Runtime<never> }>() {}
+  const consumer = Layer.effect(Consumer, Effect.map(Effect.runtime<never>(), (runtime) => ({ runtime })))
+  class Other extends Context.Tag("Other")<Other, Pool.Pool<Resource, CreateError>>() {}
+  // Fresh layers per test: each with resources of its own, so the first lease gets #1.
+  const poolLayer = () =>
+    Layer.scoped(TestPool, Pool.make({ acquire: makeTestResource().acquire, max: 2, name: "app" }))
+  const otherLayer = () =>
+    Layer.scoped(Other, Pool.make({ acquire: makeTestResource().acquire, max: 1, name: "other" }))
+  const leaseId = (pool: Pool.Pool<Resource, CreateError>) => Pool.use(pool, (r) => Effect.succeed(r.id))
+
+  it("D17 a runtime captured by a sibling layer of the same ManagedRuntime (Layer.merge) owns the pool", async () => {
+    const app = ManagedRuntime.make(Layer.mergeAll(poolLayer(), consumer))
+    try {
+      const pool = await app.runPromise(TestPool)
+      const { runtime } = await app.runPromise(Consumer)
+      assert.strictEqual(await Runtime.runPromise(runtime)(leaseId(pool)), 1)
+      // a callback run later by the consumer, as a queue does
+      const fiber = Runtime.runFork(runtime)(Effect.flatMap(Effect.sleep("1 millis"), () => leaseId(pool)))
+      assert.strictEqual(await Runtime.runPromise(runtime)(Fiber.join(fiber)), 1)
+      assert.strictEqual(await app.runPromise(leaseId(pool)), 1)
+    } finally {
+      await app.dispose()
+    }
+  })
+
+  it("D17 two pools merged into one ManagedRuntime both belong to it", async () => {
+    const app = ManagedRuntime.make(Layer.mergeAll(poolLayer(), otherLayer()))
+    try {
+      assert.strictEqual(await app.runPromise(Effect.flatMap(TestPool, leaseId)), 1)
+      assert.strictEqual(await app.runPromise(Effect.flatMap(Other, leaseId)), 1)
+    } finally {
+      await app.dispose()
+    }
+  })
+
+  it("D17 ManagedRuntimes built with one MemoMap co-own the pool they share; an unrelated runtime does not", async () => {
+    const memoMap = Effect.runSync(Layer.makeMemoMap)
+    const shared = poolLayer()
+    const first = ManagedRuntime.make(shared, memoMap)
+    const second = ManagedRuntime.make(Layer.mergeAll(shared, otherLayer(), consumer), memoMap)
+    const unrelated = ManagedRuntime.make(Layer.scoped(TestPool, Pool.make({ acquire: makeTestResource().acquire })))
+    try {
+      const pool = await first.runPromise(TestPool)
+      assert.strictEqual(await second.runPromise(TestPool), pool)
+      assert.strictEqual(await first.runPromise(leaseId(pool)), 1)
+      assert.strictEqual(await second.runPromise(leaseId(pool)), 1)
+      assert.strictEqual(await second.runPromise(Effect.flatMap(Other, leaseId)), 1)
+      const { runtime } = await second.runPromise(Consumer)
+      assert.strictEqual(await Runtime.runPromise(runtime)(leaseId(pool)), 1)
+      await unrelated.runPromise(TestPool)
+      const mismatch = await unrelated.runPromise(Effect.flip(leaseId(pool)))
+      assert.strictEqual(mismatch._tag, "PoolRuntimeMismatch")
+      const bare = await Effect.runPromise(Effect.flip(leaseId(pool)))
+      assert.strictEqual(bare._tag, "PoolRuntimeMismatch")
+    } finally {
+      await unrelated.dispose()
+      await second.dispose()
+      await first.dispose()
+    }
+  })
 })

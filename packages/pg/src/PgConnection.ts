@@ -14,6 +14,7 @@
  *
  * @since 0.1.0
  */
+import type { PoolConfigError } from "@scoped-pool/core/PoolError"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Redacted from "effect/Redacted"
@@ -387,7 +388,8 @@ export interface PgConnectionOptions {
  *
  * Fails with `PgConnectError` (classified by `reason`) when the server cannot be reached,
  * rejects the login, or does not complete the startup within `connectTimeout`. Invalid
- * options (a non-positive timeout, a bad port) are a defect. The scope's finalizer cancels a
+ * options (a non-positive timeout, a bad port) fail with a `PoolConfigError` naming the field
+ * and what it must be, before anything is opened. The scope's finalizer cancels a
  * statement still in flight (bounded by `cancelTimeout`), sends Terminate and waits for the
  * socket to close (bounded by `closeTimeout`), then destroys the socket if it is still open;
  * it never fails and never hangs.
@@ -415,8 +417,9 @@ export interface PgConnectionOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options: PgConnectionOptions) => Effect.Effect<PgConnection, PgConnectError, Scope.Scope> =
-  internal.make
+export const make: (
+  options: PgConnectionOptions
+) => Effect.Effect<PgConnection, PgConnectError | PoolConfigError, Scope.Scope> = internal.make
 
 /**
  * Tells whether a value is a `PgConnection`.

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
+import { ExpectedError } from "@scoped-pool/core/PoolError"
 import * as Predicate from "effect/Predicate"
 import { maskText } from "./internal/mask.js"
 
@@ -107,7 +107,7 @@ const defaultsText = (defaults: ReadonlyArray<DefaultedSetting> | undefined): st
  * @since 0.1.0
  * @category errors
  */
-export class PgConnectError extends Data.TaggedError("PgConnectError")<{
+export class PgConnectError extends ExpectedError("PgConnectError")<{
   readonly reason: PgConnectErrorReason
   readonly host: string
   readonly port: number
@@ -149,7 +149,7 @@ export class PgConnectError extends Data.TaggedError("PgConnectError")<{
  * @since 0.1.0
  * @category errors
  */
-export class PgQueryError extends Data.TaggedError("PgQueryError")<{
+export class PgQueryError extends ExpectedError("PgQueryError")<{
   readonly code: string | undefined
   readonly serverMessage: string
   readonly severity?: string | undefined
@@ -206,7 +206,7 @@ export type PgConnectionLostReason = "Closed" | "Terminated" | "CancelUnconfirme
  * @since 0.1.0
  * @category errors
  */
-export class PgConnectionLost extends Data.TaggedError("PgConnectionLost")<{
+export class PgConnectionLost extends ExpectedError("PgConnectionLost")<{
   readonly reason: PgConnectionLostReason
   readonly connectionId: number
   readonly processId: number
@@ -245,7 +245,7 @@ export class PgConnectionLost extends Data.TaggedError("PgConnectionLost")<{
  * @since 0.1.0
  * @category errors
  */
-export class PgQueryTimeout extends Data.TaggedError("PgQueryTimeout")<{
+export class PgQueryTimeout extends ExpectedError("PgQueryTimeout")<{
   readonly timeoutMillis: number
 }> {
   /**

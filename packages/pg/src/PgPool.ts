@@ -37,9 +37,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as Connect from "./internal/connect.js"
+import * as Connection from "./internal/connection.js"
 import * as Listen from "./internal/listen.js"
 import * as SqlPool from "./internal/sqlClient.js"
-import * as PgConnection from "./PgConnection.js"
+import type * as PgConnection from "./PgConnection.js"
 import { type DefaultedSetting, PgConnectError } from "./PgError.js"
 import * as PgPoolConfig from "./PgPoolConfig.js"
 
@@ -141,10 +143,16 @@ export const make = (
     const resolved = yield* PgPoolConfig.resolveConnection(options)
     const connection = resolved.connection
     const resetMode = options.reset ?? "auto"
+    // Connection options are checked once, here: every connection then connects with them.
+    const connectOptions = yield* Connect.resolve(connection)
+    const listenOptions = yield* Connect.resolve({
+      ...connection,
+      applicationName: `${connection.applicationName}-listen`
+    })
     const pool = yield* Pool.make({
       name: resolved.name,
       identity: resolved.identity,
-      acquire: withDefaults(PgConnection.make(connection), resolved.defaulted),
+      acquire: withDefaults(Connection.connect(connectOptions), resolved.defaulted),
       min: resolved.pool.min,
       max: resolved.pool.max,
       acquireTimeout: options.acquireTimeout,
@@ -158,6 +166,8 @@ export const make = (
       closeTimeout: options.closeTimeout,
       leakThreshold: options.leakThreshold,
       retrySchedule: options.retrySchedule,
+      minRetryDelay: options.minRetryDelay,
+      releaseTimeout: options.releaseTimeout,
       isAlive: (conn) => conn.isAlive,
       // Waiting will not fix these, nor an unreachable server while no connection is open at all:
       // callers fail at once (within connectTimeout); creation still retries in the background.
@@ -181,7 +191,7 @@ export const make = (
       : undefined
     const listener = yield* Listen.make(
       withDefaults(
-        PgConnection.make({ ...connection, applicationName: `${connection.applicationName}-listen` }),
+        Connection.connect(listenOptions),
         resolved.defaulted
       )
     )

@@ -47,6 +47,8 @@ export interface PgPoolOptions extends
     | "closeTimeout"
     | "leakThreshold"
     | "retrySchedule"
+    | "minRetryDelay"
+    | "releaseTimeout"
   >
 {
   /**

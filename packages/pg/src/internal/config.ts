@@ -7,7 +7,7 @@
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import { PoolConfigError } from "@scoped-pool/core/PoolError"
-import { millisOf } from "@scoped-pool/core/PoolOptions"
+import { decodeMillis } from "@scoped-pool/core/PoolOptions"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -22,6 +22,10 @@ import type { DefaultedSetting } from "../PgError.js"
 import type { PgPoolOptions, ResolvedConnection } from "../PgPoolConfig.js"
 import * as ConnString from "./connString.js"
 import * as Libpq from "./libpq.js"
+
+/** A duration in milliseconds by core's one validator, or `undefined` when it is not one. */
+const millisOf = (value: unknown, options: { readonly allowZero: boolean }): number | undefined =>
+  Either.getOrUndefined(decodeMillis(value, options))
 
 /** @internal */
 export const defaults = {

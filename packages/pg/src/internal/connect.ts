@@ -5,8 +5,11 @@
  *
  * @internal
  */
+import { PoolConfigError } from "@scoped-pool/core/PoolError"
+import { decodeMillis } from "@scoped-pool/core/PoolOptions"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import type * as Tls from "node:tls"
 import type * as PgConnection from "../PgConnection.js"
@@ -43,13 +46,16 @@ export const defaults = {
   statementCacheSize: 100
 } as const
 
+/** A bad option: thrown inside `resolve` only, and turned into the typed error there. */
+class BadOption {
+  constructor(readonly field: string, readonly value: unknown, readonly expected: string) {}
+}
+
+/** A duration option by core's one validator (`PoolOptions.decodeMillis`). */
 const positive = (field: string, input: Duration.DurationInput): Duration.Duration => {
-  const duration = Duration.decode(input)
-  const millis = Duration.toMillis(duration)
-  if (!Number.isFinite(millis) || millis <= 0) {
-    throw new RangeError(`PgConnection: ${field} must be a positive, finite duration, got ${Duration.format(duration)}`)
-  }
-  return duration
+  const decoded = decodeMillis(input)
+  if (Either.isLeft(decoded)) throw new BadOption(field, input, decoded.left)
+  return Duration.millis(decoded.right)
 }
 
 const optionalPositive = (
@@ -69,19 +75,36 @@ const sslModeOf = (options: PgConnection.PgConnectionOptions): SslMode => {
 }
 
 /**
- * Applies defaults and validates; throws a `RangeError` naming the field on bad input
- * (the caller turns it into a defect: bad options are a bug, never clamped).
+ * Applies defaults and validates: a value out of range fails with a `PoolConfigError` that
+ * names the field and what it must be (options are never clamped).
  *
  * @internal
  */
-export const resolve = (options: PgConnection.PgConnectionOptions): Resolved => {
+export const resolve = (options: PgConnection.PgConnectionOptions): Effect.Effect<Resolved, PoolConfigError> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(resolveOrThrow(options))
+    } catch (error) {
+      if (!(error instanceof BadOption)) throw error
+      return Effect.fail(
+        new PoolConfigError({
+          pool: options.applicationName ?? "PgConnection",
+          field: error.field,
+          value: error.value,
+          expected: error.expected
+        })
+      )
+    }
+  })
+
+const resolveOrThrow = (options: PgConnection.PgConnectionOptions): Resolved => {
   const port = options.port ?? defaults.port
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new RangeError(`PgConnection: port must be an integer in 1..65535, got ${port}`)
+    throw new BadOption("port", port, "an integer in [1, 65535]")
   }
   const cacheSize = options.statementCacheSize ?? defaults.statementCacheSize
   if (!Number.isInteger(cacheSize) || cacheSize < 0) {
-    throw new RangeError(`PgConnection: statementCacheSize must be an integer >= 0, got ${cacheSize}`)
+    throw new BadOption("statementCacheSize", cacheSize, "an integer >= 0")
   }
   const connectTimeout = positive("connectTimeout", options.connectTimeout ?? defaults.connectTimeout)
   const cancelTimeout = positive("cancelTimeout", options.cancelTimeout ?? defaults.cancelTimeout)

@@ -10,6 +10,7 @@
  *
  * @internal
  */
+import type { PoolConfigError } from "@scoped-pool/core/PoolError"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
@@ -315,10 +316,15 @@ class PgConnectionImpl implements PgConnection.PgConnection {
 /** @internal */
 export const make = (
   options: PgConnection.PgConnectionOptions
+): Effect.Effect<PgConnection.PgConnection, PgConnectError | PoolConfigError, Scope.Scope> =>
+  Effect.flatMap(Connect.resolve(options), connect)
+
+/** Connects with options already resolved (a pool resolves them once, when it is built). @internal */
+export const connect = (
+  resolved: Connect.Resolved
 ): Effect.Effect<PgConnection.PgConnection, PgConnectError, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
-      const resolved = yield* Effect.try({ try: () => Connect.resolve(options), catch: (e) => e }).pipe(Effect.orDie)
       // The hooks reach the connection once it exists (nothing arrives before the connect ends).
       const ref: { current?: PgConnectionImpl } = {}
       const wire = yield* restore(Connect.connect(resolved, {

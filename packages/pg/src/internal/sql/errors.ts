@@ -26,6 +26,21 @@ export const lineAndColumn = (sql: string, position: number): { readonly line: n
   return { line, column: position - lineStart }
 }
 
+/**
+ * An `SqlError` printed without a stack trace, like the errors it wraps: every one of this
+ * path is an expected failure, and its stack would point into the pool, never at the caller.
+ */
+const sqlError = (args: ConstructorParameters<typeof SqlError>[0]): SqlError => {
+  const error = new SqlError(args)
+  Object.defineProperty(error, "stack", {
+    configurable: true,
+    get(this: Error) {
+      return `${this.name}: ${this.message}`
+    }
+  })
+  return error
+}
+
 const positionOf = (error: PgQueryError, sql: string | undefined): string => {
   const position = error.position === undefined ? NaN : Number(error.position)
   if (!(position >= 1)) return ""
@@ -44,9 +59,9 @@ const positionOf = (error: PgQueryError, sql: string | undefined): string => {
 export const toSqlError = (error: unknown, sql?: string): SqlError => {
   if (error instanceof SqlError) return error
   if (error instanceof PgQueryError) {
-    return new SqlError({ cause: error, message: error.message + positionOf(error, sql) })
+    return sqlError({ cause: error, message: error.message + positionOf(error, sql) })
   }
-  return new SqlError({ cause: error, message: error instanceof Error ? error.message : "Failed to execute statement" })
+  return sqlError({ cause: error, message: error instanceof Error ? error.message : "Failed to execute statement" })
 }
 
 /**
@@ -56,7 +71,7 @@ export const toSqlError = (error: unknown, sql?: string): SqlError => {
  * @internal
  */
 export const streamBusy = (): SqlError =>
-  new SqlError({
+  sqlError({
     message: "a stream is open on this transaction's connection; consume it or end its scope before running " +
       "another statement or stream in the same transaction"
   })
@@ -68,7 +83,7 @@ export const streamBusy = (): SqlError =>
  * @internal
  */
 export const ended = (): SqlError =>
-  new SqlError({
+  sqlError({
     message: "the transaction (or reserved connection) this statement belongs to has ended: it ran in a fiber " +
       "that outlived its withTransaction; join the fibers you fork inside a transaction, or run the statement outside it"
   })
@@ -81,7 +96,7 @@ export const ended = (): SqlError =>
  * @internal
  */
 export const nestedStillOpen = (): SqlError =>
-  new SqlError({
+  sqlError({
     message: "a nested withTransaction was still open when its enclosing transaction ended, so the enclosing one was " +
       "rolled back; join the fibers you fork inside withTransaction before it returns"
   })
@@ -94,7 +109,7 @@ export const nestedStillOpen = (): SqlError =>
  * @internal
  */
 export const turnTimeout = (millis: number): SqlError =>
-  new SqlError({
+  sqlError({
     message: `waited ${millis} ms for this transaction's connection: a sibling fiber's nested withTransaction or ` +
       "open stream held it all along. While a nested transaction is open, the statements of its siblings wait for " +
       "it to end: do not make it wait for them (or raise acquireTimeout if it is only slow)"

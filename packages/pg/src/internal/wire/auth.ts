@@ -6,6 +6,7 @@
  * @internal
  */
 import * as Crypto from "node:crypto"
+import { WireError } from "./errors.js"
 
 /** @internal */
 export const md5Password = (user: string, password: string, salt: Buffer): string => {
@@ -14,7 +15,7 @@ export const md5Password = (user: string, password: string, salt: Buffer): strin
 }
 
 /** An authentication failure on our side (the server's own answer is an ErrorResponse). @internal */
-export class AuthError extends Error {
+export class AuthError extends WireError {
   override readonly name = "AuthError"
   readonly code = "28000"
 }

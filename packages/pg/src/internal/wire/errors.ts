@@ -6,8 +6,27 @@
  */
 import { fieldsOf } from "./protocol.js"
 
+/**
+ * The base of every wire error: an expected failure (a refused connection, a server error), so
+ * its printed form is its name and message alone — a stack would only point into the socket
+ * handler that noticed it, never at the caller's code.
+ *
+ * @internal
+ */
+export class WireError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options)
+    Object.defineProperty(this, "stack", {
+      configurable: true,
+      get(this: Error) {
+        return `${this.name}: ${this.message}`
+      }
+    })
+  }
+}
+
 /** An ErrorResponse (or NoticeResponse) from the server, with pg's field names. @internal */
-export class ServerError extends Error {
+export class ServerError extends WireError {
   override readonly name = "ServerError"
   /** Severity, not localised (`V`) when the server sends it. */
   readonly severity: string | undefined
@@ -61,7 +80,7 @@ export class ServerError extends Error {
 export type LostReason = "Closed" | "Terminated" | "CancelUnconfirmed"
 
 /** The connection is gone (or going): every statement in flight or queued fails with it. @internal */
-export class ConnectionLost extends Error {
+export class ConnectionLost extends WireError {
   override readonly name = "ConnectionLost"
   constructor(
     readonly reason: LostReason,
@@ -79,7 +98,7 @@ export class ConnectionLost extends Error {
 }
 
 /** A statement that could not be sent (a parameter that cannot be serialised). @internal */
-export class ClientError extends Error {
+export class ClientError extends WireError {
   override readonly name = "ClientError"
   constructor(message: string, override readonly cause?: unknown) {
     super(message)
@@ -87,7 +106,7 @@ export class ClientError extends Error {
 }
 
 /** The statement ran past `queryTimeout` and was cancelled on the server (or never sent). @internal */
-export class QueryTimeout extends Error {
+export class QueryTimeout extends WireError {
   override readonly name = "QueryTimeout"
   constructor(readonly timeoutMillis: number) {
     super(`the statement did not finish within ${timeoutMillis} ms`)
@@ -95,7 +114,7 @@ export class QueryTimeout extends Error {
 }
 
 /** The statement was interrupted before it was written: it was never sent. @internal */
-export class NotSent extends Error {
+export class NotSent extends WireError {
   override readonly name = "NotSent"
   constructor() {
     super("the statement was interrupted before it was sent")

@@ -9,6 +9,7 @@
 import * as Net from "node:net"
 import type { Duplex } from "node:stream"
 import * as Tls from "node:tls"
+import { WireError } from "./errors.js"
 
 /**
  * libpq's `sslmode`: `disable` never uses TLS; `allow` tries without TLS first, then with;
@@ -34,9 +35,9 @@ export interface Endpoint {
 }
 
 /** Why opening failed, for the connect error's classification. @internal */
-export class TransportError extends Error {
+export class TransportError extends WireError {
   override readonly name = "TransportError"
-  constructor(message: string, readonly code: string | undefined, override readonly cause?: unknown) {
+  constructor(message: string, readonly code: string | undefined) {
     super(message)
   }
 }
@@ -136,10 +137,10 @@ export const open = (
   }
   const onError = (error: Error & { code?: string }) =>
     finish(
+      // The socket's own error adds nothing but a stack into Node's internals: its message and code are kept.
       new TransportError(
         error.message,
-        error.code ?? (current instanceof Tls.TLSSocket ? "ERR_TLS_HANDSHAKE" : undefined),
-        error
+        error.code ?? (current instanceof Tls.TLSSocket ? "ERR_TLS_HANDSHAKE" : undefined)
       )
     )
   const onClose = () =>
