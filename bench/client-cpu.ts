@@ -74,7 +74,7 @@ const main = async () => {
   const scope = Effect.runSync(Scope.make())
   const runtime = await Effect.runPromise(
     Effect.gen(function*() {
-      const resolved = Connect.resolve(options)
+      const resolved = yield* Connect.resolve(options)
       const wires = yield* Effect.all(Array.from({ length: concurrency }, () => Connect.connect(resolved, {})))
       const conns = yield* Effect.all(Array.from({ length: concurrency }, () => PgConnection.make(options)))
       const pool = yield* PgPool.make({
