@@ -122,6 +122,38 @@ export const use: {
 } = internal.use
 
 /**
+ * As {@link use}, for work that may share its resource with other such work: with the pool's
+ * `share` option (`PoolOptions.Share`), when no resource is idle, the pool is at `max` and no
+ * caller waits, `f` runs on the least loaded resource already leased this way that has room
+ * (`maxHolders`) and takes more (`share.load`), instead of waiting. A shared resource is
+ * returned — reset, retired or handed on — when its last lease ends; `invalidate` during its
+ * leases retires it then. Waiting stays FIFO: a caller of `use` or `get` at the head of the
+ * queue stops new leases from joining, so resources drain and it gets one whole. Each lease
+ * counts as a use (`maxUses`), is measured on its own (`use_time`, leak detection, the holders
+ * a `PoolTimeout` names), and fails with `LeaseRevoked` if close revoked it. Without `share`,
+ * it is {@link use}.
+ *
+ * **When to Use**
+ *
+ * For work that a resource can serve for several callers at once, each on its own: statements
+ * pipelined on one database connection, each with its own result. Work that holds the
+ * resource's state across several steps (a transaction, a cursor) takes it alone, with
+ * {@link use} or {@link get}.
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const useShared: {
+  <A, B, E2, R2>(
+    f: (a: A) => Effect.Effect<B, E2, R2>
+  ): <E>(self: Pool<A, E>) => Effect.Effect<B, E | E2 | PoolError.PoolError, R2>
+  <A, E, B, E2, R2>(
+    self: Pool<A, E>,
+    f: (a: A) => Effect.Effect<B, E2, R2>
+  ): Effect.Effect<B, E | E2 | PoolError.PoolError, R2>
+} = internal.useShared
+
+/**
  * Marks a resource as unusable: retired at once if idle, else when its lease ends.
  *
  * @since 0.1.0

@@ -106,6 +106,31 @@ export interface Options<A, E, R> {
    * open at once; the same pool opened and closed more than 3 times a minute). Default: `name`.
    */
   readonly identity?: string | undefined
+  /**
+   * Lets leases taken with `Pool.useShared` share a resource that is already leased that way,
+   * when no resource is idle, the pool is at `max` and no caller waits (a resource that can
+   * serve several callers at once: a connection that pipelines). `use` and `get` always lease a
+   * resource alone, and never one that is shared. Default: off (`useShared` leases alone).
+   */
+  readonly share?: Share<A> | undefined
+}
+
+/**
+ * How leases share a resource (see `Options.share`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Share<A> {
+  /** Most leases on one resource at once, the first included. An integer >= 2. Default: 8. */
+  readonly maxHolders?: number | undefined
+  /**
+   * How loaded a shared resource is now, lower is better, or `undefined` when it must take no
+   * more leases for now (its work is stuck, it is being cancelled…). Called synchronously when
+   * a lease may join it; a throw counts as `undefined`. The least loaded resource is chosen,
+   * the one with fewer leases on a tie.
+   */
+  readonly load: (resource: A) => number | undefined
 }
 
 /**
@@ -131,6 +156,8 @@ export interface Resolved {
   readonly leakThreshold: number | undefined
   readonly retrySchedule: Schedule.Schedule<unknown, unknown>
   readonly minRetryDelay: number
+  /** Most leases on one shared resource; `undefined` when sharing is off. */
+  readonly shareMaxHolders: number | undefined
 }
 
 /**
@@ -153,7 +180,8 @@ export const defaults = {
   reconnectTimeout: 300_000,
   closeTimeout: 500,
   releaseTimeout: 5_000,
-  minRetryDelay: 10
+  minRetryDelay: 10,
+  shareMaxHolders: 8
 } as const
 
 /**
@@ -204,6 +232,17 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
       return fail("lifetimeJitter", options.lifetimeJitter, "a fraction in [0, 0.5]")
     }
 
+    const share = options.share
+    let shareMaxHolders: number | undefined
+    if (share !== undefined) {
+      if (typeof share !== "object" || share === null || typeof share.load !== "function") {
+        return fail("share", share, "an object with a load function")
+      }
+      const holders = count("share.maxHolders", share.maxHolders, defaults.shareMaxHolders, 2)
+      if (Option.isNone(holders)) return fail("share.maxHolders", share.maxHolders, "an integer >= 2")
+      shareMaxHolders = holders.value
+    }
+
     const durations = [
       ["acquireTimeout", options.acquireTimeout, defaults.acquireTimeout, false],
       ["idleTimeout", options.idleTimeout, defaults.idleTimeout, false],
@@ -242,7 +281,8 @@ export const resolve = <A, E, R>(options: Options<A, E, R>): Effect.Effect<Resol
       releaseTimeout: ms.releaseTimeout!,
       leakThreshold: options.leakThreshold === undefined ? undefined : ms.leakThreshold!,
       retrySchedule: options.retrySchedule ?? defaultRetrySchedule,
-      minRetryDelay: ms.minRetryDelay!
+      minRetryDelay: ms.minRetryDelay!,
+      shareMaxHolders
     })
   })
 

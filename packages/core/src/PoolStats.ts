@@ -73,6 +73,8 @@ export interface Stats {
   readonly rejected: number
   readonly created: number
   readonly creationErrors: number
+  /** Leases that shared a resource already leased (`Pool.useShared`, with `share` on). */
+  readonly sharedLeases: number
   /** Resources retired, by reason. */
   readonly retired: Readonly<Record<RetireReason, number>>
   /** Total time resources spent leased. */

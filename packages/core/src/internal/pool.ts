@@ -38,6 +38,9 @@ export class PoolImpl<A, E> implements Pipeable {
   use<B, E2, R2>(f: (a: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, E | E2 | PoolError.PoolError, R2> {
     return Checkout.use(this.state, f)
   }
+  useShared<B, E2, R2>(f: (a: A) => Effect.Effect<B, E2, R2>): Effect.Effect<B, E | E2 | PoolError.PoolError, R2> {
+    return Checkout.useShared(this.state, f)
+  }
   pipe() {
     return pipeArguments(this, arguments)
   }
@@ -59,6 +62,12 @@ export const get = <A, E>(self: Pool<A, E>): Effect.Effect<A, E | PoolError.Pool
 export const use = dual(
   2,
   <A, E, B, E2, R2>(self: PoolImpl<A, E>, f: (a: A) => Effect.Effect<B, E2, R2>) => self.use(f)
+)
+
+/** @internal */
+export const useShared = dual(
+  2,
+  <A, E, B, E2, R2>(self: PoolImpl<A, E>, f: (a: A) => Effect.Effect<B, E2, R2>) => self.useShared(f)
 )
 
 /** @internal */

@@ -21,7 +21,7 @@ import * as Scope from "effect/Scope"
 import * as PoolError from "../../PoolError.js"
 import * as Lifetime from "../lifetime.js"
 import { wakeableSleep } from "../timers.js"
-import type { Entry } from "./entry.js"
+import type { Entry, Sharer } from "./entry.js"
 import * as Handoff from "./handoff.js"
 import * as Hooks from "./hooks.js"
 import * as Report from "./report.js"
@@ -68,6 +68,65 @@ const runLeased = <A, E, B, E2, R2>(
     if (reset !== undefined) return Effect.zipRight(Handoff.resetThenReturn(state, entry, reset), exit)
     Handoff.giveBack(state, entry, undefined)
     return exit
+  })
+}
+
+/**
+ * As `use`, but the lease may be shared (see `PoolOptions.share`): an idle resource is leased
+ * as a shared one; with none idle, the pool at `max` and nobody waiting, the caller joins the
+ * least loaded shared resource that has room; else it waits in the same FIFO queue, and may be
+ * given either a whole resource or a lease on a shared one. Without `share`, it is `use`.
+ *
+ * @internal
+ */
+export const useShared = <A, E, B, E2, R2>(
+  state: PoolState<A, E>,
+  f: (a: A) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, E | E2 | PoolError.PoolError, R2> => {
+  if (state.options.shareMaxHolders === undefined) return use(state, f)
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime((fiber) => {
+      const denied = admit(state, fiber)
+      if (denied !== undefined) return denied
+      const now = state.now()
+      const entry = takeIdle(state, fiber, now)
+      if (entry !== undefined) {
+        if (!needsCheck(state, entry, now)) return runShared(state, state.beginShared(entry), restore, f)
+        return Effect.flatMap(
+          checkThenLease(state, entry, fiber, now),
+          (checked) => runShared(state, state.beginShared(checked), restore, f)
+        )
+      }
+      const joined = Handoff.join(state, fiber, now)
+      if (joined !== undefined) return runShared(state, joined, restore, f)
+      const waiter = queue(state, fiber, now, true)
+      if (waiter instanceof Waiter) {
+        return Effect.flatMap(waitFor(state, waiter, now), () => runShared(state, waiter.sharer!, restore, f))
+      }
+      return waiter
+    })
+  )
+}
+
+const runShared = <A, E, B, E2, R2>(
+  state: PoolState<A, E>,
+  sharer: Sharer<A>,
+  restore: Restore,
+  f: (a: A) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, E2 | PoolError.PoolError, R2> => {
+  const entry = sharer.entry
+  let body: Effect.Effect<B, E2, R2>
+  try {
+    body = f(entry.value)
+  } catch (defect) {
+    body = Effect.die(defect)
+  }
+  return Effect.flatMap(Effect.exit(restore(body)), (exit): Effect.Effect<B, E2 | PoolError.PoolError> => {
+    if (entry.state === "revoked") {
+      return Effect.fail(Report.revokedError(state, Exit.isFailure(exit) ? exit.cause : undefined))
+    }
+    const returned = Handoff.endShared(state, sharer)
+    return returned === undefined ? exit : Effect.zipRight(returned, exit)
   })
 }
 
@@ -174,6 +233,17 @@ const wait = <A, E>(
   since: number,
   now: number
 ): Effect.Effect<Entry<A>, E | PoolError.PoolError> => {
+  const waiter = queue(state, fiber, since, false)
+  return waiter instanceof Waiter ? waitFor(state, waiter, now) : waiter
+}
+
+/** Puts the caller in the queue, or fails it with `PoolFull`. */
+const queue = <A, E>(
+  state: PoolState<A, E>,
+  fiber: Fiber.RuntimeFiber<any, any>,
+  since: number,
+  shared: boolean
+): Waiter<A, E | PoolError.PoolError> | Effect.Effect<never, PoolError.PoolFull> => {
   if (state.waiters.size >= state.options.maxWaiting) {
     state.rejected++
     return Effect.fail(
@@ -181,20 +251,28 @@ const wait = <A, E>(
     )
   }
   state.requestsQueued++
-  const waiter = new Waiter<A, E | PoolError.PoolError>(since, since + state.options.acquireTimeout, fiber)
+  const waiter = new Waiter<A, E | PoolError.PoolError>(since, since + state.options.acquireTimeout, fiber, shared)
   state.waiters.push(waiter)
   state.waitersChanged()
   state.retryAgain()
   state.grow()
   if (state.expirerTarget === undefined || waiter.deadline < state.expirerTarget) state.expirer.wake?.()
-  return Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {
+  return waiter
+}
+
+/** Waits until `waiter` is handed an entry, its deadline passes, or the pool closes. */
+const waitFor = <A, E>(
+  state: PoolState<A, E>,
+  waiter: Waiter<A, E | PoolError.PoolError>,
+  now: number
+): Effect.Effect<Entry<A>, E | PoolError.PoolError> =>
+  Effect.async<Entry<A>, E | PoolError.PoolError>((resume) => {
     if (waiter.result !== undefined) resume(waiter.result)
     else waiter.resume = resume
   }).pipe(
     Effect.interruptible,
     Effect.onExit((exit) => waitEnded(state, waiter, exit, now))
   )
-}
 
 const waitEnded = <A, E>(
   state: PoolState<A, E>,
@@ -202,17 +280,20 @@ const waitEnded = <A, E>(
   exit: Exit.Exit<Entry<A>, unknown>,
   queuedAt: number
 ) =>
-  Effect.sync(() => {
+  Effect.suspend((): Effect.Effect<void> => {
     const now = state.now()
     const waited = now - queuedAt
     state.waitTimeTotal += waited
     if (waited > state.waitTimeMax) state.waitTimeMax = waited
     state.recordWait(waited)
-    if (Exit.isSuccess(exit)) return
+    if (Exit.isSuccess(exit)) return Effect.void
     // The waiter gave up (interrupt). If an entry was handed to it in the same instant, it goes
-    // back to the pool: never lost (psycopg issue 509).
+    // back to the pool: never lost (psycopg issue 509). A lease on a shared entry ends as any
+    // shared lease does: the last one resets the entry for the work of those before it.
     if (state.waiters.leave(waiter)) state.waitersChanged()
+    else if (waiter.sharer !== undefined) return Handoff.endShared(state, waiter.sharer) ?? Effect.void
     else if (waiter.entry !== undefined) Handoff.giveBack(state, waiter.entry, undefined)
+    return Effect.void
   })
 
 /**

@@ -1,6 +1,8 @@
 /**
  * Returns and hand-offs: a lease ends (after `reset`, when there is one), and the resource goes
- * to the oldest waiter, back to the idle stack, or out of the pool.
+ * to the oldest waiter, back to the idle stack, or out of the pool. Shared leases
+ * (`useShared`): a caller joins a shared resource, a lease that ends makes room on it, and the
+ * last one ends the resource's lease (its reset runs then, once).
  *
  * `reset` and `isAlive` are user code: a reset that throws, fails or dies retires the resource
  * ("reset-failed", with the cause logged), an `isAlive` that throws counts as dead. Either way
@@ -10,12 +12,19 @@
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import { type Entry, isLeased } from "./entry.js"
+import type * as Fiber from "effect/Fiber"
+import { type Entry, isLeased, type Sharer } from "./entry.js"
 import * as Hooks from "./hooks.js"
 import * as Retirement from "./retirement.js"
 import type { PoolState } from "./state.js"
 
-/** Hands an entry that is idle but not on the stack to the oldest waiter, or puts it on the stack. @internal */
+/**
+ * Hands an entry that is idle but not on the stack to the oldest waiter, or puts it on the
+ * stack. A `useShared` waiter gets it as a shared lease, which the `useShared` waiters queued
+ * right behind it join (see `fillShared`).
+ *
+ * @internal
+ */
 export const offer = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void => {
   if (state.closed) return Retirement.retire(state, entry, "closed")
   const waiter = state.waiters.take()
@@ -25,9 +34,89 @@ export const offer = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void => {
   }
   state.waitersChanged()
   state.transition(entry, "leased", waiter.fiber)
+  if (waiter.shared) waiter.sharer = state.beginShared(entry)
   waiter.entry = entry
   waiter.result = Effect.succeed(entry)
   waiter.resume?.(waiter.result)
+  if (waiter.shared) fillShared(state, entry)
+}
+
+/**
+ * Gives the `useShared` callers at the head of the queue leases on a shared entry, while it has
+ * room (`maxHolders`) and takes more (`share.load`). Stops at the first exclusive waiter: the
+ * queue stays FIFO, and an exclusive caller's turn comes when an entry is given back whole.
+ *
+ * @internal
+ */
+export const fillShared = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void => {
+  const max = state.options.shareMaxHolders
+  const load = state.hooks.shareLoad
+  if (max === undefined || load === undefined) return
+  let served = false
+  for (let head = state.waiters.peek(); head !== undefined && head.shared; head = state.waiters.peek()) {
+    const sharers = entry.sharers
+    if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) break
+    if (Hooks.load(load, entry.value) === undefined) break
+    state.waiters.take()
+    served = true
+    head.sharer = state.joinShared(entry, head.fiber, state.now())
+    head.entry = entry
+    head.result = Effect.succeed(entry)
+    head.resume?.(head.result)
+  }
+  if (served) state.waitersChanged()
+}
+
+/**
+ * A lease for a `useShared` caller on a shared entry, when none is idle, the pool is at `max`
+ * and nobody waits: the least loaded entry that has room and takes more. `undefined` when none
+ * does (the caller waits).
+ *
+ * @internal
+ */
+export const join = <A, E>(
+  state: PoolState<A, E>,
+  fiber: Fiber.RuntimeFiber<any, any>,
+  now: number
+): Sharer<A> | undefined => {
+  const max = state.options.shareMaxHolders
+  const hook = state.hooks.shareLoad
+  if (max === undefined || hook === undefined || state.waiters.size > 0) return undefined
+  if (state.live.size + state.pending < state.max) return undefined
+  let best: Entry<A> | undefined
+  let bestLoad = 0
+  let bestCount = 0
+  for (const entry of state.shared) {
+    const sharers = entry.sharers
+    if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) continue
+    const load = Hooks.load(hook, entry.value)
+    if (load === undefined) continue
+    if (best === undefined || load < bestLoad || (load === bestLoad && sharers.length < bestCount)) {
+      best = entry
+      bestLoad = load
+      bestCount = sharers.length
+    }
+  }
+  return best === undefined ? undefined : state.joinShared(best, fiber, now)
+}
+
+/**
+ * Ends a shared lease. While others hold the entry, it only makes room (for the head of the
+ * queue, see `fillShared`). The last one ends the entry's lease as an exclusive lease ends:
+ * the returned effect is its reset and return (`undefined` when it was returned at once).
+ *
+ * @internal
+ */
+export const endShared = <A, E>(state: PoolState<A, E>, sharer: Sharer<A>): Effect.Effect<void> | undefined => {
+  const entry = sharer.entry
+  if (!state.leaveShared(sharer, state.now())) {
+    fillShared(state, entry)
+    return undefined
+  }
+  const reset = resetOf(state, entry)
+  if (reset !== undefined) return resetThenReturn(state, entry, reset)
+  giveBack(state, entry, undefined)
+  return undefined
 }
 
 /** The reset to run before `entry` is returned, or `undefined` when there is nothing to reset. @internal */

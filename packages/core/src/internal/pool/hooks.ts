@@ -21,6 +21,8 @@ export interface Hooks<A, E> {
   readonly onCreate: ((a: A) => Effect.Effect<unknown, E>) | undefined
   readonly onReconnectFailed: ((e: E) => Effect.Effect<unknown>) | undefined
   readonly failFast: ((e: E, pool: { readonly size: number }) => boolean) | undefined
+  /** `share.load`: how loaded a shared resource is, when sharing is on. */
+  readonly shareLoad: ((a: A) => number | undefined) | undefined
 }
 
 /** Calls an effect-returning hook; a throw becomes a defect of the result. @internal */
@@ -53,5 +55,15 @@ export const test = <I, J>(hook: (input: I, extra: J) => boolean, input: I, extr
     return hook(input, extra) === true
   } catch (defect) {
     return Cause.die(defect)
+  }
+}
+
+/** Calls `share.load`: a number, or `undefined` for "takes no more leases now" (also a throw, NaN or a non-number). @internal */
+export const load = <I>(hook: (input: I) => number | undefined, input: I): number | undefined => {
+  try {
+    const n = hook(input)
+    return typeof n === "number" && !Number.isNaN(n) ? n : undefined
+  } catch {
+    return undefined
   }
 }

@@ -44,6 +44,7 @@ export const make = <A, E, R>(
       reset: options.reset,
       isAlive: options.isAlive,
       failFast: options.failFast,
+      shareLoad: options.share?.load,
       onCreate: onCreate === undefined ? undefined : (a) => Effect.suspend(() => provide(onCreate(a))),
       onReconnectFailed: onReconnectFailed === undefined
         ? undefined
@@ -93,7 +94,7 @@ export const make = <A, E, R>(
 
     const interval = Lifetime.maintenanceInterval(resolved.idleTimeout, resolved.maxLifetime, resolved.leakThreshold)
     const maintain = Effect.sync(() => Retirement.maintain(state)).pipe(
-      Effect.flatMap((leaks) => Effect.forEach(leaks, (entry) => Report.leakWarning(state, entry), { discard: true }))
+      Effect.flatMap((leaks) => Effect.forEach(leaks, (leak) => Report.leakWarning(state, leak), { discard: true }))
     )
     state.rt.runBackground(Effect.forever(Effect.zipRight(backgroundSleep(clock, interval), maintain)))
     state.rt.runBackground(Checkout.expireWaiters(state))

@@ -34,6 +34,7 @@ export const stats = <A, E>(state: PoolState<A, E>): PoolStats.Stats => ({
   rejected: state.rejected,
   created: state.created,
   creationErrors: state.creationErrors,
+  sharedLeases: state.sharedLeases,
   retired: { ...state.retired },
   usageTimeTotal: state.usageTimeTotal,
   closed: state.closed
@@ -71,16 +72,28 @@ export const timeoutError = <A, E>(
 const holders = <A, E>(state: PoolState<A, E>, now: number): Array<PoolError.Holder> => {
   const out: Array<PoolError.Holder> = []
   for (const entry of state.live) {
-    if (isLeased(entry.state)) {
-      out.push({ fiber: holderName(entry), heldMillis: now - entry.leasedAt, site: entry.site })
+    if (!isLeased(entry.state)) continue
+    if (entry.sharers === undefined) {
+      out.push({ fiber: holderName(entry.holder), heldMillis: now - entry.leasedAt, site: entry.site })
+    } else {
+      for (const sharer of entry.sharers) {
+        out.push({ fiber: holderName(sharer.holder), heldMillis: now - sharer.since, site: sharer.site })
+      }
     }
   }
   return out.sort((a, b) => b.heldMillis - a.heldMillis).slice(0, 10)
 }
 
 /** @internal */
-export const holderName = (entry: Entry<unknown>): string =>
-  entry.holder === undefined ? "unknown" : FiberId.threadName(entry.holder)
+export const holderName = (holder: FiberId.FiberId | undefined): string =>
+  holder === undefined ? "unknown" : FiberId.threadName(holder)
+
+/** A lease held longer than `leakThreshold`: the entry, and who holds it since when, from where. @internal */
+export interface Leak<A> {
+  readonly entry: Entry<A>
+  readonly holder: FiberId.FiberId | undefined
+  readonly site: string | undefined
+}
 
 /** @internal */
 export const mismatch = <A, E>(
@@ -98,11 +111,12 @@ export const revokedError = <A, E>(state: PoolState<A, E>, cause: unknown): Pool
   new PoolError.LeaseRevoked({ pool: state.name, closeTimeoutMillis: state.options.closeTimeout, cause })
 
 /** @internal */
-export const leakWarning = <A, E>(state: PoolState<A, E>, entry: Entry<A>): Effect.Effect<void> =>
+export const leakWarning = <A, E>(state: PoolState<A, E>, leak: Leak<A>): Effect.Effect<void> =>
   Effect.logWarning(
-    `resource #${entry.id} leased for over ${state.options.leakThreshold} ms by fiber ${holderName(entry)} at ` +
-      `${entry.site}; is it returned? (Pool.get holds it until its scope closes)`
-  ).pipe(Effect.annotateLogs({ pool: state.name, resource: entry.id }))
+    `resource #${leak.entry.id} leased for over ${state.options.leakThreshold} ms by fiber ${
+      holderName(leak.holder)
+    } at ${leak.site}; is it returned? (Pool.get holds it until its scope closes)`
+  ).pipe(Effect.annotateLogs({ pool: state.name, resource: leak.entry.id }))
 
 /**
  * How a cause reads in a log line: a typed failure by its message alone (it is expected: no

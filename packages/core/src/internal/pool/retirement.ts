@@ -116,7 +116,7 @@ const hookOf = (reason: PoolOptions.RetireReason): string => {
 }
 
 /** One maintenance pass: retire expired and idle entries, refill to `min`; returns the leases to report. @internal */
-export const maintain = <A, E>(state: PoolState<A, E>): Array<Entry<A>> => {
+export const maintain = <A, E>(state: PoolState<A, E>): Array<Report.Leak<A>> => {
   const now = state.now()
   // The idle stack is LIFO, so its bottom holds the entries idle longest.
   for (let i = 0; i < state.idle.length;) {
@@ -132,12 +132,24 @@ export const maintain = <A, E>(state: PoolState<A, E>): Array<Entry<A>> => {
   }
   state.retryAgain()
   state.grow()
-  const leaks: Array<Entry<A>> = []
-  if (state.options.leakThreshold !== undefined) {
+  const leaks: Array<Report.Leak<A>> = []
+  const threshold = state.options.leakThreshold
+  if (threshold !== undefined) {
     for (const entry of state.live) {
-      if (isLeased(entry.state) && !entry.leakReported && now - entry.leasedAt >= state.options.leakThreshold) {
-        entry.leakReported = true
-        leaks.push(entry)
+      if (!isLeased(entry.state)) continue
+      if (entry.sharers === undefined) {
+        if (!entry.leakReported && now - entry.leasedAt >= threshold) {
+          entry.leakReported = true
+          leaks.push({ entry, holder: entry.holder, site: entry.site })
+        }
+        continue
+      }
+      // A shared entry may stay leased for long while each of its leases is short: each is its own.
+      for (const sharer of entry.sharers) {
+        if (!sharer.leakReported && now - sharer.since >= threshold) {
+          sharer.leakReported = true
+          leaks.push({ entry, holder: sharer.holder, site: sharer.site })
+        }
       }
     }
   }

@@ -25,7 +25,7 @@ import type * as PoolOptions from "../../PoolOptions.js"
 import type * as RuntimeGuard from "../../RuntimeGuard.js"
 import { acquisitionSite } from "../leak.js"
 import type { SleepControl } from "../timers.js"
-import { canMove, type Entry, type EntryState, isLeased } from "./entry.js"
+import { canMove, type Entry, type EntryState, isLeased, Sharer } from "./entry.js"
 import type { Hooks } from "./hooks.js"
 import type { Metrics } from "./metrics.js"
 import { type Waiter, WaiterQueue } from "./waiters.js"
@@ -99,6 +99,8 @@ export class PoolState<A, E> {
 
   readonly idle: Array<Entry<A>> = []
   readonly live = new Set<Entry<A>>()
+  /** Entries leased through `useShared` that more leases may join (their `sharers` is set). */
+  readonly shared = new Set<Entry<A>>()
   readonly byValue = new Map<A, Entry<A>>()
   readonly waiters = new WaiterQueue<A, E | PoolError.PoolError>()
   readyWaiters: Array<ReadyResume> = []
@@ -130,6 +132,8 @@ export class PoolState<A, E> {
   rejected = 0
   created = 0
   creationErrors = 0
+  /** Leases that joined a resource already leased (`useShared`). */
+  sharedLeases = 0
   usageTimeTotal = 0
   readonly retired: Record<PoolOptions.RetireReason, number> = {
     expired: 0,
@@ -189,6 +193,11 @@ export class PoolState<A, E> {
       }
     } else if (isLeased(from) && !isLeased(next)) {
       const at = now ?? this.now()
+      if (entry.sharers !== undefined) {
+        // Revoked, or retired, under its sharers: none of them can leave it normally now.
+        entry.sharers = undefined
+        this.shared.delete(entry)
+      }
       this.inUse--
       const held = at - entry.leasedAt
       this.usageTimeTotal += held
@@ -200,6 +209,51 @@ export class PoolState<A, E> {
       }
       if (this.inUse === 0 && this.drained !== undefined) Deferred.unsafeDone(this.drained, Exit.void)
     }
+  }
+
+  /**
+   * Makes the lease an entry was just given (`transition` to `leased`) a shared one: its
+   * first sharer, whom more leases may join.
+   */
+  beginShared(entry: Entry<A>): Sharer<A> {
+    const sharer = new Sharer(entry, entry.holder!, entry.leasedAt, entry.site)
+    entry.sharers = [sharer]
+    this.shared.add(entry)
+    return sharer
+  }
+
+  /** Adds a lease to a shared entry. */
+  joinShared(entry: Entry<A>, holder: Fiber.RuntimeFiber<any, any>, now: number): Sharer<A> {
+    const site = this.options.leakThreshold === undefined ? undefined : acquisitionSite(holder)
+    const sharer = new Sharer(entry, holder.id(), now, site)
+    entry.sharers!.push(sharer)
+    this.sharedLeases++
+    return sharer
+  }
+
+  /**
+   * Ends one shared lease. Returns true when it was the last: then the entry's lease ends as an
+   * exclusive one does (its reset, then `transition` out of `leased`, which measures this last
+   * lease); before, each lease that ends is measured and counted as a use here.
+   */
+  leaveShared(sharer: Sharer<A>, now: number): boolean {
+    const entry = sharer.entry
+    const sharers = entry.sharers
+    const at = sharers === undefined ? -1 : sharers.indexOf(sharer)
+    if (at === -1) return false
+    sharers!.splice(at, 1)
+    if (sharers!.length > 0) {
+      const held = now - sharer.since
+      this.usageTimeTotal += held
+      this.recordUse(held)
+      entry.uses++
+      return false
+    }
+    entry.sharers = undefined
+    this.shared.delete(entry)
+    entry.leasedAt = sharer.since
+    entry.holder = sharer.holder
+    return true
   }
 
   /** Settles a waiter that gets no entry (it failed, or the pool closed). */

@@ -15,12 +15,14 @@
  */
 import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type { Entry } from "./entry.js"
+import type { Entry, Sharer } from "./entry.js"
 
 /** @internal */
 export class Waiter<A, E> {
   /** The entry handed over, once settled with one. */
   entry: Entry<A> | undefined = undefined
+  /** A `useShared` caller: the lease it was given on `entry`, once settled with one. */
+  sharer: Sharer<A> | undefined = undefined
   /** What the waiter's wait ends with, once settled; kept for a waiter not suspended yet. */
   result: Effect.Effect<Entry<A>, E> | undefined = undefined
   settled = false
@@ -29,7 +31,9 @@ export class Waiter<A, E> {
     /** When the request started (before any checkout check). */
     readonly since: number,
     readonly deadline: number,
-    readonly fiber: Fiber.RuntimeFiber<any, any>
+    readonly fiber: Fiber.RuntimeFiber<any, any>,
+    /** A `useShared` caller: it may be given a lease on a shared entry. */
+    readonly shared = false
   ) {}
 }
 

@@ -31,6 +31,7 @@
 import type { Duplex } from "node:stream"
 import { AuthError, md5Password, Scram } from "./auth.js"
 import { type CancelHandle, sendCancel } from "./cancel.js"
+import { binaryDecoder, binaryOk, binaryPays, type Decoder, textDecoder } from "./decode.js"
 import {
   ClientError,
   ConnectionLost,
@@ -217,10 +218,47 @@ export const enum SessionChange {
   Temp = 16
 }
 
+/**
+ * A RowDescription, decoded once and kept: the columns as `pg` shows them (always `"text"`
+ * format: the values are the text parsers' whatever the wire format), and how to read each
+ * value from a DataRow.
+ */
+interface Shape {
+  /** The RowDescription's body, to recognise it when it comes again. */
+  readonly bytes: Buffer
+  readonly fields: Array<Field>
+  readonly names: Array<string>
+  readonly decoders: Array<Decoder>
+  /** The text parser of each column when it was built: a change of `types` rebuilds it. */
+  readonly parsers: Array<unknown>
+  /** A column came in binary whose type has no binary decoder: why, for the statement's error. */
+  readonly undecodable: string | undefined
+}
+
+/**
+ * What the results of one statement text looked like on this connection: the result formats to
+ * ask for next time (binary for the columns that allow it), and the shapes seen, by result.
+ */
+interface Described {
+  formats: Array<number> | undefined
+  /**
+   * Sent without parameters, it is plainly one statement and its columns include a type whose
+   * binary form saves more than the extended protocol costs (dates, times, bytea): it goes
+   * through the extended protocol, to ask for them in binary.
+   */
+  extended: boolean
+  readonly shapes: Array<Shape | undefined>
+}
+
 interface CachedStatement {
   readonly name: string
   /** The columns, once the first Describe answered; `undefined` until then. */
   fields: Array<Field> | undefined
+  /** The columns as Describe gave them (text). */
+  shape: Shape | undefined
+  /** The result formats its Binds ask for, and the shape that reads them. */
+  formats: Array<number> | undefined
+  bound: Shape | undefined
 }
 
 const STALE_PLAN = "0A000"
@@ -228,7 +266,7 @@ const NO_SUCH_STATEMENT = "26000"
 const QUERY_CANCELED = "57014"
 const USER_REQUEST = "canceling statement due to user request"
 const RETRY_CANCEL_MILLIS = 10
-const COMMAND_TAG = /^([A-Za-z]+)(?: (\d+))?(?: (\d+))?/
+const PROTOCOL_VIOLATION = "08P01"
 const MAX_RERUNS = 3
 
 /**
@@ -256,9 +294,17 @@ export class Request {
   writtenAt = 0
   results: Array<Result> = []
   current: Result | undefined = undefined
-  parsers: Array<(text: string) => any> | undefined = undefined
-  names: Array<string> | undefined = undefined
+  /** How the current result's columns are read. */
+  shape: Shape | undefined = undefined
   error: ServerError | undefined = undefined
+  /** Its result could not be decoded (set when `error` is not). */
+  failure: ClientError | undefined = undefined
+  /** Simple and unnamed: what its text's results looked like before. */
+  described: Described | undefined = undefined
+  /** The result formats its Bind asked for (`undefined`: all text). */
+  formats: Array<number> | undefined = undefined
+  /** Its BindComplete came: it started to run. */
+  bound = false
   notices: Array<Notice> | undefined = undefined
   /** Extended: the cached statement used, and whether this run parses it. */
   statement: CachedStatement | undefined = undefined
@@ -327,6 +373,10 @@ export class WireConnection {
   private timer: ReturnType<typeof setTimeout> | undefined = undefined
   private timerDue = 0
   private readonly statements = new Map<string, CachedStatement>()
+  /** Result shapes of statement texts run unnamed (simple or extended), LRU by insertion. */
+  private readonly described = new Map<string, Described>()
+  /** The session's DateStyle is ISO (the only one whose text `postgres-date` reads). */
+  private dateStyleIso = true
   private statementSerial = 0
   private readonly closes: Array<string> = []
   private readonly closeWaiters: Array<() => void> = []
@@ -605,15 +655,22 @@ export class WireConnection {
       case Backend.CommandComplete:
         return this.onCommandComplete(buf, start, end)
       case Backend.RowDescription:
-        return this.onRowDescription(rowDescription(buf, start))
+        return this.onRowDescription(buf, start, end)
+      case Backend.BindComplete: {
+        const head = this.inflight[0]
+        if (head !== undefined) head.bound = true
+        return
+      }
       case Backend.ParseComplete:
-      case Backend.BindComplete:
       case Backend.CloseComplete:
       case Backend.ParameterDescription:
         return
       case Backend.NoData: {
         const head = this.inflight[0]
-        if (head?.statement !== undefined && head.parses) head.statement.fields = []
+        if (head?.statement !== undefined && head.parses) {
+          head.statement.fields = []
+          head.statement.shape = noColumns
+        }
         return
       }
       case Backend.PortalSuspended:
@@ -630,6 +687,14 @@ export class WireConnection {
         const [name, next] = cstringAt(buf, start)
         const [value] = cstringAt(buf, next)
         this.parameters.set(name, value)
+        if (name === "DateStyle") {
+          const iso = value.startsWith("ISO")
+          if (iso !== this.dateStyleIso) {
+            // The formats chosen for date and time columns no longer hold.
+            this.dateStyleIso = iso
+            this.forgetFormats()
+          }
+        }
         return
       }
       case Backend.BackendKeyData:
@@ -658,14 +723,112 @@ export class WireConnection {
     }
   }
 
-  private onRowDescription(fields: Array<Field>): void {
+  private onRowDescription(buf: Buffer, start: number, end: number): void {
     const head = this.inflight[0]
     if (head === undefined) return
-    if (head.statement !== undefined && head.parses) head.statement.fields = fields
-    this.beginResult(head, fields)
+    const statement = head.statement
+    if (statement !== undefined && head.parses) {
+      // Describe of a statement being prepared: its columns, in text (not bound yet).
+      const shape = this.buildShape(buf, start, end)
+      statement.fields = shape.fields
+      statement.shape = shape
+      statement.formats = this.binaryFormats(shape)
+      statement.bound = undefined
+      return this.beginResult(head, shape)
+    }
+    const described = head.described
+    const index = head.current !== undefined && head.current.command === ""
+      ? head.results.length - 1
+      : head.results.length
+    let shape = described?.shapes[index]
+    if (shape === undefined || !sameBytes(shape.bytes, buf, start, end) || !this.sameParsers(shape)) {
+      shape = this.buildShape(buf, start, end)
+      if (described !== undefined) {
+        described.shapes[index] = shape
+        if (index === 0 && (head.kind !== Kind.Simple || isSingleStatement(head.sql))) {
+          described.formats = this.binaryFormats(shape)
+          if (head.kind === Kind.Simple) described.extended = this.binaryPays(shape, described.formats)
+        }
+      }
+    }
+    this.beginResult(head, shape)
   }
 
-  private beginResult(head: Request, fields: Array<Field>): void {
+  /** Decodes a RowDescription: the columns, and a decoder per column for the format it comes in. */
+  private buildShape(buf: Buffer, start: number, end: number): Shape {
+    const wire = rowDescription(buf, start)
+    const count = wire.length
+    const fields = new Array<Field>(count)
+    const names = new Array<string>(count)
+    const decoders = new Array<Decoder>(count)
+    const parsers = new Array<unknown>(count)
+    let undecodable: string | undefined
+    for (let i = 0; i < count; i++) {
+      const field = wire[i]!
+      const parser = this.types.getTypeParser(field.dataTypeID, "text")
+      parsers[i] = parser
+      names[i] = field.name
+      fields[i] = field.format === "text" ? field : { ...field, format: "text" }
+      if (field.format === "text") {
+        decoders[i] = textDecoder(parser)
+      } else {
+        const decoder = binaryDecoder(field.dataTypeID)
+        if (decoder === undefined) {
+          undecodable ??= `column "${field.name}" came in binary as type ${field.dataTypeID}, which has no binary ` +
+            "decoder: its type changed since this statement last ran on this connection (the statement did run)"
+        }
+        decoders[i] = decoder ?? textDecoder(parser)
+      }
+    }
+    return { bytes: Buffer.from(buf.subarray(start, end)), fields, names, decoders, parsers, undecodable }
+  }
+
+  /** Whether `types` still gives the parsers `shape` was built with. */
+  private sameParsers(shape: Shape): boolean {
+    const fields = shape.fields
+    for (let i = 0; i < fields.length; i++) {
+      if (this.types.getTypeParser(fields[i]!.dataTypeID, "text") !== shape.parsers[i]) return false
+    }
+    return true
+  }
+
+  /** The result formats to bind with for `shape`'s columns: binary where it allows; `undefined` for all text. */
+  private binaryFormats(shape: Shape): Array<number> | undefined {
+    let formats: Array<number> | undefined
+    const fields = shape.fields
+    for (let i = 0; i < fields.length; i++) {
+      if (binaryOk(this.types, fields[i]!.dataTypeID, this.dateStyleIso)) {
+        formats ??= new Array<number>(fields.length).fill(0)
+        formats[i] = 1
+      }
+    }
+    return formats
+  }
+
+  /** Whether asking `shape`'s columns in `formats` pays for the extended protocol (see `Described.extended`). */
+  private binaryPays(shape: Shape, formats: Array<number> | undefined): boolean {
+    if (formats === undefined) return false
+    for (let i = 0; i < formats.length; i++) {
+      if (formats[i] === 1 && binaryPays(shape.fields[i]!.dataTypeID)) return true
+    }
+    return false
+  }
+
+  /** A prepared statement's shape for the formats a run was bound with. */
+  private boundShape(statement: CachedStatement, formats: Array<number> | undefined): Shape | undefined {
+    const text = statement.shape
+    if (formats === undefined || text === undefined) return text
+    if (statement.bound !== undefined && statement.formats === formats) return statement.bound
+    const decoders = text.decoders.slice()
+    for (let i = 0; i < formats.length; i++) {
+      if (formats[i] === 1) decoders[i] = binaryDecoder(text.fields[i]!.dataTypeID) ?? decoders[i]!
+    }
+    const bound: Shape = { ...text, decoders }
+    if (statement.formats === formats) statement.bound = bound
+    return bound
+  }
+
+  private beginResult(head: Request, shape: Shape): void {
     if (head.current !== undefined && head.current.command !== "") {
       // pg's shape: a new result per statement of a multi-statement query.
       head.current = undefined
@@ -675,53 +838,53 @@ export class WireConnection {
       head.current = result
       head.results.push(result)
     }
-    result.fields = fields
-    const parsers = new Array<(text: string) => any>(fields.length)
-    const names = new Array<string>(fields.length)
-    for (let i = 0; i < fields.length; i++) {
-      const field = fields[i]!
-      parsers[i] = this.types.getTypeParser(field.dataTypeID, field.format)
-      names[i] = field.name
+    result.fields = shape.fields
+    head.shape = shape
+    if (shape.undecodable !== undefined && head.failure === undefined && head.error === undefined) {
+      head.failure = new ClientError(shape.undecodable)
+      // Asked in text from now on.
+      if (head.described !== undefined) this.described.delete(head.sql)
     }
-    head.parsers = parsers
-    head.names = names
   }
 
   private onDataRow(buf: Buffer, start: number): void {
     const head = this.inflight[0]
     if (head === undefined) return
-    if (head.current === undefined || head.parsers === undefined) {
+    let shape = head.shape
+    if (head.current === undefined || shape === undefined) {
       // A prepared statement run without Describe: its columns are the cached ones.
-      const fields = head.statement?.fields
-      if (fields === undefined) return
-      this.beginResult(head, fields)
+      const statement = head.statement
+      shape = statement === undefined ? undefined : this.boundShape(statement, head.formats)
+      if (shape === undefined) return
+      this.beginResult(head, shape)
     }
-    const parsers = head.parsers!
-    const count = buf.readInt16BE(start)
+    if (head.failure !== undefined) return
+    const decoders = shape.decoders
+    const count = (buf[start]! << 8) | buf[start + 1]!
     let at = start + 2
     if (head.arrayMode) {
       const row = new Array(count)
       for (let i = 0; i < count; i++) {
-        const length = buf.readInt32BE(at)
+        const length = (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!
         at += 4
         if (length === -1) {
           row[i] = null
         } else {
-          row[i] = parsers[i]!(buf.toString("utf8", at, at + length))
+          row[i] = decoders[i]!(buf, at, at + length)
           at += length
         }
       }
       head.current!.rows.push(row)
     } else {
-      const names = head.names!
+      const names = shape.names
       const row: Record<string, unknown> = {}
       for (let i = 0; i < count; i++) {
-        const length = buf.readInt32BE(at)
+        const length = (buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!
         at += 4
         if (length === -1) {
           row[names[i]!] = null
         } else {
-          row[names[i]!] = parsers[i]!(buf.toString("utf8", at, at + length))
+          row[names[i]!] = decoders[i]!(buf, at, at + length)
           at += length
         }
       }
@@ -732,10 +895,12 @@ export class WireConnection {
   private onCommandComplete(buf: Buffer, start: number, end: number): void {
     const head = this.inflight[0]
     if (head === undefined) return
-    const tag = buf.toString("utf8", start, end - 1)
     if (head.current === undefined || head.current.command !== "") {
-      if (head.current === undefined && head.statement?.fields !== undefined && head.statement.fields.length > 0) {
-        this.beginResult(head, head.statement.fields)
+      const shape = head.current === undefined && head.statement !== undefined
+        ? this.boundShape(head.statement, head.formats)
+        : undefined
+      if (shape !== undefined && shape.fields.length > 0) {
+        this.beginResult(head, shape)
       } else {
         head.current = { command: "", rowCount: null, rows: [], fields: [] }
         head.results.push(head.current)
@@ -743,18 +908,17 @@ export class WireConnection {
     }
     const result = head.current!
     // pg's reading of the tag: the verb, and its last number ("INSERT 0 5" → 5, "SELECT 3" → 3).
-    const match = COMMAND_TAG.exec(tag)
-    result.command = match?.[1] ?? ""
-    const count = match?.[3] ?? match?.[2]
-    result.rowCount = count === undefined ? null : parseInt(count, 10)
-    this.noteSessionChange(head, tag, result)
+    const tagEnd = end - 1
+    result.command = commandOf(buf, start, tagEnd)
+    result.rowCount = result.command === "" ? null : rowCountOf(buf, start + result.command.length, tagEnd)
+    this.noteSessionChange(head, buf, start, tagEnd, result)
     if (head.kind === Kind.Portal) {
       head.exhausted = true
       this.deliverChunk(head, true)
     }
   }
 
-  private noteSessionChange(head: Request, tag: string, result: Result): void {
+  private noteSessionChange(head: Request, buf: Buffer, start: number, end: number, result: Result): void {
     switch (result.command) {
       case "SET":
         if (head.kind === Kind.Simple || !/^\s*set\s+local\b/i.test(head.sql)) {
@@ -774,7 +938,9 @@ export class WireConnection {
         this.sessionChanges |= SessionChange.Cursors
         return
       case "CREATE":
-        if (/^CREATE (TABLE|VIEW|SEQUENCE)/.test(tag)) this.sessionChanges |= SessionChange.Temp
+        if (/^CREATE (TABLE|VIEW|SEQUENCE)/.test(buf.toString("utf8", start, end))) {
+          this.sessionChanges |= SessionChange.Temp
+        }
         return
       case "SELECT":
         // CREATE TABLE AS / SELECT INTO report SELECT n but send no RowDescription.
@@ -783,10 +949,12 @@ export class WireConnection {
         }
         return
       case "DISCARD":
-      case "DEALLOCATE":
+      case "DEALLOCATE": {
         // Our own prepared statements may be gone with them.
+        const tag = buf.toString("utf8", start, end)
         if (tag === "DISCARD ALL" || tag === "DEALLOCATE ALL") this.forgetStatements()
         return
+      }
     }
   }
 
@@ -915,6 +1083,14 @@ export class WireConnection {
         if (request.startedIn === 0x49 && request.cancelReason === undefined && request.reruns < MAX_RERUNS) {
           return this.rerun(request)
         }
+      } else if (error.code === PROTOCOL_VIOLATION && request.formats !== undefined && !request.bound) {
+        // Its Bind asked for one result format per column and the statement's column count has
+        // changed since (a column added or dropped under `SELECT *`): nothing ran. Asked in text
+        // from now on; re-run when its implicit transaction was rolled back.
+        if (request.statement === undefined) this.described.delete(request.sql)
+        if (request.startedIn === 0x49 && request.cancelReason === undefined && request.reruns < MAX_RERUNS) {
+          return this.rerun(request)
+        }
       } else if (
         error.code === QUERY_CANCELED && request.cancelReason === undefined && error.message === USER_REQUEST &&
         (request.exposed || request.writtenAt - this.cancelWrittenAt < this.options.cancelTimeoutMillis)
@@ -942,10 +1118,13 @@ export class WireConnection {
     request.state = "queued"
     request.results = []
     request.current = undefined
-    request.parsers = undefined
-    request.names = undefined
+    request.shape = undefined
     request.error = undefined
+    request.failure = undefined
     request.statement = undefined
+    request.described = undefined
+    request.formats = undefined
+    request.bound = false
     request.parses = false
     request.exposed = false
     this.queue.unshift(request)
@@ -983,7 +1162,7 @@ export class WireConnection {
         outcome = new NotSent()
       } else {
         // Finished on its own before the cancel took effect: its own outcome.
-        outcome = error
+        outcome = error ?? request.failure
       }
     }
     const results = request.results
@@ -1000,10 +1179,11 @@ export class WireConnection {
   // Statements
 
   /**
-   * Queues a statement. `params` undefined sends a simple query (several statements allowed);
-   * otherwise an extended one, prepared (cached per connection) when `prepare` is set. Fails at
-   * once (through the callback) when the connection does not accept statements or a parameter
-   * cannot be serialised.
+   * Queues a statement. `params` undefined sends a simple query (several statements allowed),
+   * unless an earlier run showed it is one statement with columns worth reading in binary
+   * (`Described.extended`); otherwise an extended one, prepared (cached per connection) when
+   * `prepare` is set. Fails at once (through the callback) when the connection does not accept
+   * statements or a parameter cannot be serialised.
    */
   submit(
     sql: string,
@@ -1024,6 +1204,7 @@ export class WireConnection {
         return request
       }
     }
+    if (values === undefined && this.described.get(sql)?.extended === true) values = noValues
     const request = new Request(
       values === undefined ? Kind.Simple : Kind.Extended,
       sql,
@@ -1181,14 +1362,22 @@ export class WireConnection {
   private encode(request: Request): void {
     const w = this.writer
     if (request.kind === Kind.Simple) {
+      request.described = this.describedOf(request.sql)
       w.query(request.sql)
       return
     }
     let name = ""
+    let formats: Array<number> | undefined
     if (request.prepare && request.kind === Kind.Extended && this.options.statementCacheSize > 0) {
       let cached = this.statements.get(request.sql)
       if (cached === undefined) {
-        cached = { name: `s${++this.statementSerial}`, fields: undefined }
+        cached = {
+          name: `s${++this.statementSerial}`,
+          fields: undefined,
+          shape: undefined,
+          formats: undefined,
+          bound: undefined
+        }
         this.remember(request.sql, cached)
         request.parses = true
         w.parse(cached.name, request.sql)
@@ -1197,13 +1386,27 @@ export class WireConnection {
         // Most recently used: last in the map's order.
         this.statements.delete(request.sql)
         this.statements.set(request.sql, cached)
+        if (cached.shape !== undefined && !this.sameParsers(cached.shape)) {
+          // `types` changed: the columns are read (and their formats chosen) again.
+          cached.shape = { ...cached.shape, ...this.reparse(cached.shape) }
+          cached.formats = this.binaryFormats(cached.shape)
+          cached.bound = undefined
+        }
+        formats = cached.formats
       }
       request.statement = cached
       name = cached.name
     } else {
+      const described = this.describedOf(request.sql)
+      request.described = described
+      // Unnamed, the server does not check the columns against the formats we choose from its
+      // last run (a change of column count fails the Bind): binary only in an implicit
+      // transaction, where a failed Bind is re-run.
+      if (described?.formats !== undefined && !this.maybeInTransaction()) formats = described.formats
       w.parse("", request.sql)
     }
-    w.bind("", name, request.values!, undefined)
+    request.formats = formats
+    w.bind("", name, request.values!, formats)
     if (name === "") w.describe(0x50, "")
     if (request.kind === Kind.Portal) {
       w.execute("", request.chunkSize)
@@ -1233,10 +1436,58 @@ export class WireConnection {
     if (close) this.closes.push(cached.name)
   }
 
+  /** Whether the session is, or may be by the time a statement written now runs, in a transaction block. */
+  private maybeInTransaction(): boolean {
+    if (this.txStatus !== 0x49) return true
+    const inflight = this.inflight
+    for (let i = 0; i < inflight.length; i++) {
+      const ahead = inflight[i]!
+      if (ahead.kind === Kind.Simple || opensTransaction(ahead.sql)) return true
+    }
+    return false
+  }
+
+  /** What this connection saw of `sql`'s results before (made on first use; `undefined` with no cache). */
+  private describedOf(sql: string): Described | undefined {
+    let described = this.described.get(sql)
+    if (described === undefined) {
+      const limit = this.options.statementCacheSize
+      if (limit === 0) return undefined
+      if (this.described.size >= limit) this.described.delete(this.described.keys().next().value as string)
+      described = { formats: undefined, extended: false, shapes: [] }
+      this.described.set(sql, described)
+    }
+    return described
+  }
+
+  /** The text decoders of `shape`'s columns with the parsers `types` gives now. */
+  private reparse(shape: Shape): Pick<Shape, "decoders" | "parsers"> {
+    const parsers = shape.fields.map((field) => this.types.getTypeParser(field.dataTypeID, "text"))
+    return { parsers, decoders: parsers.map((parser) => textDecoder(parser)) }
+  }
+
+  /** Forgets the result formats chosen (DateStyle changed): they are chosen again from the next results. */
+  private forgetFormats(): void {
+    this.described.clear()
+    for (const statement of this.statements.values()) {
+      statement.formats = statement.shape === undefined ? undefined : this.binaryFormats(statement.shape)
+      statement.bound = undefined
+    }
+  }
+
   /** Forgets every prepared statement (after DISCARD ALL / DEALLOCATE ALL: the server has none). */
   forgetStatements(): void {
     this.statements.clear()
     this.closes.length = 0
+  }
+
+  /**
+   * The result format codes a run of `sql` through the extended protocol asks for next
+   * (`undefined`: all text): a prepared statement's, else those chosen for it unnamed. For tests
+   * and diagnostics.
+   */
+  resultFormats(sql: string): ReadonlyArray<number> | undefined {
+    return this.statements.get(sql)?.formats ?? this.described.get(sql)?.formats
   }
 
   /** Prepared statements cached on this connection. */
@@ -1674,3 +1925,75 @@ const lost = (connection: WireConnection): ConnectionLost =>
   connection.lost ?? new ConnectionLost("Closed", undefined, undefined)
 
 const lostCause = (error: ConnectionLost): Error => error.cause instanceof Error ? error.cause : error
+
+const noValues: Array<string | Buffer | null> = []
+
+const noColumns: Shape = {
+  bytes: Buffer.alloc(0),
+  fields: [],
+  names: [],
+  decoders: [],
+  parsers: [],
+  undecodable: undefined
+}
+
+/** Whether `bytes` equals `buf[start, end)`. */
+const sameBytes = (bytes: Buffer, buf: Buffer, start: number, end: number): boolean =>
+  bytes.length === end - start && buf.compare(bytes, 0, bytes.length, start, end) === 0
+
+// Command tags seen on every statement, interned: no string made for them.
+const verbs = ["SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "SET", "MERGE", "FETCH", "MOVE"]
+
+const isLetter = (c: number): boolean => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+
+/** The command of a tag as `pg` reads it: its leading letters ("CREATE TABLE" → "CREATE"). */
+const commandOf = (buf: Buffer, start: number, end: number): string => {
+  let at = start
+  while (at < end && isLetter(buf[at]!)) at++
+  const length = at - start
+  for (let v = 0; v < verbs.length; v++) {
+    const verb = verbs[v]!
+    if (verb.length !== length) continue
+    let i = 0
+    while (i < length && verb.charCodeAt(i) === buf[start + i]) i++
+    if (i === length) return verb
+  }
+  return buf.toString("latin1", start, at)
+}
+
+/** A tag's row count as `pg` reads it: the last of up to two numbers after the command ("INSERT 0 5" → 5). */
+const rowCountOf = (buf: Buffer, at: number, end: number): number | null => {
+  let count: number | null = null
+  for (let k = 0; k < 2; k++) {
+    if (at >= end || buf[at] !== 0x20) break
+    let i = at + 1
+    let n = 0
+    while (i < end && buf[i]! >= 0x30 && buf[i]! <= 0x39) n = n * 10 + (buf[i++]! - 0x30)
+    if (i === at + 1) break
+    count = n
+    at = i
+  }
+  return count
+}
+
+/** Whether `sql` may open a transaction block: it starts with BEGIN or START (or a comment). */
+const opensTransaction = (sql: string): boolean => {
+  let at = 0
+  while (at < sql.length && sql.charCodeAt(at) <= 0x20) at++
+  const c = sql.charCodeAt(at) | 0x20
+  if (c === 0x2f || c === 0x2d) return true // "/*" or "--" (0x2f, 0x2d are unchanged by | 0x20)
+  if (c !== 0x62 && c !== 0x73) return false // b, s
+  const word = sql.slice(at, at + 5).toUpperCase()
+  return word === "BEGIN" || word === "START"
+}
+
+/**
+ * Whether `sql` is plainly one statement: not empty, no `;` (so no second statement) and no `$`
+ * (a parameter reference, which a simple query reports differently). Conservative: a `;` in
+ * a string or a comment counts too. Such a text can go through the extended protocol even
+ * without parameters, with the same results as a simple query.
+ *
+ * @internal
+ */
+export const isSingleStatement = (sql: string): boolean =>
+  sql.length > 0 && sql.indexOf(";") === -1 && sql.indexOf("$") === -1
