@@ -160,6 +160,7 @@ const ours: Contender = {
     const sql = yield* SqlPool.make({
       pool,
       prepare: false,
+      pipeline: false,
       streamChunkSize: 128,
       turnTimeout: 30_000,
       compiler: PgClient.makeCompiler(),

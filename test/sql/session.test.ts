@@ -74,6 +74,7 @@ const setupWith = (options: { readonly turnTimeout: number }) =>
     const sql = yield* SqlPool.make({
       pool,
       prepare: false,
+      pipeline: false,
       streamChunkSize: 16,
       turnTimeout: options.turnTimeout,
       compiler: PgClient.makeCompiler(),

@@ -187,6 +187,9 @@ export const make = (
       minRetryDelay: options.minRetryDelay,
       releaseTimeout: options.releaseTimeout,
       isAlive: (conn) => conn.isAlive,
+      // Pipelining: a busy connection takes more statements while its head is quick; the least
+      // loaded first. A slow head, a cancel in progress or a closing session takes none.
+      share: pipelineShare(resolved.pipeline),
       // Waiting will not fix these, nor an unreachable server while no connection is open at all:
       // callers fail at once (within connectTimeout); creation still retries in the background.
       failFast: (error, { size }) =>
@@ -217,6 +220,7 @@ export const make = (
     const client = yield* SqlPool.make({
       pool,
       prepare: options.prepare ?? false,
+      pipeline: resolved.pipeline !== undefined,
       streamChunkSize: 128,
       // A turn on a transaction's connection is bounded like a lease of the pool.
       turnTimeout: Duration.toMillis(options.acquireTimeout ?? PoolOptions.defaults.acquireTimeout),
@@ -277,6 +281,22 @@ export const make = (
       close: Pool.close(pool)
     } satisfies PgPool.Service
   }).pipe(Effect.mapError((error) => error._tag === "PoolConfigError" ? namedAsGiven(error, options) : error))
+
+/** How a connection takes pipelined statements (`PoolOptions.share`); `undefined` when pipelining is off. */
+const pipelineShare = (
+  pipeline: PgPoolConfig.ResolvedConnection["pipeline"]
+): PoolOptions.Share<PgConnection.PgConnection> | undefined => {
+  if (pipeline === undefined) return undefined
+  const slowHead = pipeline.slowHeadMillis
+  return {
+    maxHolders: pipeline.depth,
+    load: (conn) => {
+      const state = conn.state
+      if (state !== "busy" && state !== "idle") return undefined
+      return conn.headRunningMillis >= slowHead ? undefined : conn.queueDepth
+    }
+  }
+}
 
 /**
  * The pool's own option errors name the option as the user gave it: the environment variable

@@ -156,6 +156,27 @@ export interface PgPoolOptions extends
   readonly onConnect?: ReadonlyArray<string> | undefined
   /** Prepared statements kept per connection with `prepare` (LRU). Default: 100. */
   readonly statementCacheSize?: number | undefined
+  /**
+   * Statement pipelining. When no connection is idle and the pool is at `max`, a statement run
+   * outside a transaction is written on a busy connection behind the statements already there
+   * (one Sync each, so each succeeds or fails on its own) instead of waiting for a connection
+   * to be returned. Transactions, `reserve`, streams, COPY and LISTEN always get a connection
+   * alone, and a connection whose head statement is slow (`pipelineSlowHead`) or that is being
+   * cancelled takes no more. A cancel stays exact: a timed-out statement not yet written is
+   * dropped, one written is cancelled when it reaches the head, and a statement hit by a cancel
+   * meant for another runs again. One caution: session state one statement changes (`SET`
+   * without `LOCAL`) is seen by the statements pipelined after it on that connection until the
+   * reset at its return — change session state in a transaction or a `reserve`d connection.
+   * Default: true.
+   */
+  readonly pipeline?: boolean | undefined
+  /** Most statements pipelined on one connection at once, the first included. An integer >= 2. Default: 8. */
+  readonly pipelineDepth?: number | undefined
+  /**
+   * A connection whose head statement has run this long takes no more pipelined statements,
+   * so that one slow statement does not hold up others. Default: 10 milliseconds.
+   */
+  readonly pipelineSlowHead?: Duration.DurationInput | undefined
   /** As `@effect/sql-pg`: name transforms, JSON transforms, span attributes. */
   readonly transformResultNames?: ((str: string) => string) | undefined
   readonly transformQueryNames?: ((str: string) => string) | undefined
@@ -194,6 +215,8 @@ export interface ResolvedConnection {
   readonly defaulted: ReadonlyArray<DefaultedSetting>
   /** Whether the layer skips connecting while it is built. */
   readonly lazy: boolean
+  /** Pipelining, when on: most statements per connection, and the head's run time past which a connection takes no more. */
+  readonly pipeline: { readonly depth: number; readonly slowHeadMillis: number } | undefined
 }
 
 /**
@@ -211,6 +234,9 @@ export const defaults: {
   readonly applicationName: "scoped-pool"
   readonly queryTimeout: Duration.Duration
   readonly idleInTransactionTimeout: Duration.Duration
+  readonly pipeline: true
+  readonly pipelineDepth: 8
+  readonly pipelineSlowHead: Duration.Duration
 } = internal.defaults
 
 /**
@@ -250,7 +276,7 @@ export const resolveConnection: (options: PgPoolOptions) => Effect.Effect<Resolv
  * `PGCONNECT_TIMEOUT` in seconds) for what the URL does not say, plus the pool's `PGPOOL_MIN`,
  * `PGPOOL_MAX` and durations such as `PGPOOL_ACQUIRE_TIMEOUT="5 seconds"`,
  * `PGPOOL_QUERY_TIMEOUT`, `PGPOOL_IDLE_TIMEOUT`, `PGPOOL_MAX_LIFETIME`, `PGPOOL_CLOSE_TIMEOUT`,
- * `PGPOOL_LEAK_THRESHOLD`, and `PGPOOL_LAZY=true`. A malformed value fails with a
+ * `PGPOOL_LEAK_THRESHOLD`, `PGPOOL_LAZY=true`, `PGPOOL_PIPELINE=false` and `PGPOOL_PIPELINE_DEPTH`. A malformed value fails with a
  * `ConfigError` that names the variable and, for a duration, the accepted format.
  *
  * @since 0.1.0

@@ -35,7 +35,10 @@ export const defaults = {
   username: "postgres",
   applicationName: "scoped-pool",
   queryTimeout: Duration.minutes(2),
-  idleInTransactionTimeout: Duration.minutes(10)
+  idleInTransactionTimeout: Duration.minutes(10),
+  pipeline: true,
+  pipelineDepth: 8,
+  pipelineSlowHead: Duration.millis(10)
 } as const
 
 /** What every duration error shows: the format a duration is written in. @internal */
@@ -264,6 +267,21 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
     if (cacheSize !== undefined && (!Number.isInteger(cacheSize) || cacheSize < 0)) {
       return fail(label("statementCacheSize"), cacheSize, "an integer >= 0")
     }
+    if (options.pipeline !== undefined && typeof options.pipeline !== "boolean") {
+      return fail(label("pipeline"), options.pipeline, "true or false")
+    }
+    const depth = options.pipelineDepth ?? defaults.pipelineDepth
+    if (!Number.isInteger(depth) || depth < 2) {
+      return fail(
+        label("pipelineDepth"),
+        options.pipelineDepth,
+        "an integer >= 2 (turn pipelining off with pipeline: false)"
+      )
+    }
+    const slowHead = millisOf(options.pipelineSlowHead ?? defaults.pipelineSlowHead, { allowZero: false })
+    if (slowHead === undefined) {
+      return fail(label("pipelineSlowHead"), options.pipelineSlowHead, `a finite duration > 0, ${durationFormat}`)
+    }
 
     // ---- defaults, remembered for messages ----
     const defaulted: Array<DefaultedSetting> = []
@@ -347,7 +365,8 @@ export const resolve = (options: PgPoolOptions): Effect.Effect<ResolvedConnectio
       clientConfig,
       identity: `${name} ${userValue}@${hostValue}:${portValue}/${databaseValue}`,
       defaulted,
-      lazy: options.lazy ?? false
+      lazy: options.lazy ?? false,
+      pipeline: (options.pipeline ?? defaults.pipeline) ? { depth, slowHeadMillis: slowHead } : undefined
     })
   })
 
@@ -394,7 +413,9 @@ const variables = {
   maxLifetime: "PGPOOL_MAX_LIFETIME",
   closeTimeout: "PGPOOL_CLOSE_TIMEOUT",
   leakThreshold: "PGPOOL_LEAK_THRESHOLD",
-  lazy: "PGPOOL_LAZY"
+  lazy: "PGPOOL_LAZY",
+  pipeline: "PGPOOL_PIPELINE",
+  pipelineDepth: "PGPOOL_PIPELINE_DEPTH"
 } as const
 
 /** @internal */
@@ -418,7 +439,9 @@ export const fromEnv: Config.Config<PgPoolOptions> = Config.all({
   maxLifetime: optional(duration(variables.maxLifetime)),
   closeTimeout: optional(duration(variables.closeTimeout)),
   leakThreshold: optional(duration(variables.leakThreshold)),
-  lazy: optional(Config.boolean(variables.lazy))
+  lazy: optional(Config.boolean(variables.lazy)),
+  pipeline: optional(Config.boolean(variables.pipeline)),
+  pipelineDepth: optional(Config.integer(variables.pipelineDepth))
 }).pipe(Config.map(({ connectTimeout, ssl, ...rest }): PgPoolOptions => {
   const options: Record<string, unknown> = dropUndefined({
     ...rest,

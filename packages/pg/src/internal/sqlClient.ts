@@ -41,6 +41,8 @@ export {
 export interface Options {
   readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
   readonly prepare: boolean
+  /** Single statements outside a transaction may be pipelined on a busy connection (`Pool.useShared`). */
+  readonly pipeline: boolean
   readonly streamChunkSize: number
   /** Bound on a wait for one's turn on a transaction's connection, in ms. */
   readonly turnTimeout: number
@@ -70,6 +72,7 @@ const coreOf = (
   const core: Operation.Core = {
     pool: options.pool,
     prepare: options.prepare,
+    pipeline: options.pipeline,
     streamChunkSize: options.streamChunkSize,
     turnTimeout: options.turnTimeout,
     compiler,

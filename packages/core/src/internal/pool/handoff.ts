@@ -43,7 +43,8 @@ export const offer = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void => {
 
 /**
  * Gives the `useShared` callers at the head of the queue leases on a shared entry, while it has
- * room (`maxHolders`) and takes more (`share.load`). Stops at the first exclusive waiter: the
+ * room (`maxHolders`) and takes more (`share.load`), when the pool is at `max` (else they get
+ * resources of their own). Stops at the first exclusive waiter: the
  * queue stays FIFO, and an exclusive caller's turn comes when an entry is given back whole.
  *
  * @internal
@@ -52,8 +53,15 @@ export const fillShared = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void 
   const max = state.options.shareMaxHolders
   const load = state.hooks.shareLoad
   if (max === undefined || load === undefined) return
+  // While the pool can grow, the waiters get resources of their own; and as many waiters as
+  // there are resources being created will get those.
+  if (state.live.size + state.pending < state.max) return
   let served = false
-  for (let head = state.waiters.peek(); head !== undefined && head.shared; head = state.waiters.peek()) {
+  for (
+    let head = state.waiters.peek();
+    head !== undefined && head.shared && state.waiters.size > state.pending;
+    head = state.waiters.peek()
+  ) {
     const sharers = entry.sharers
     if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) break
     if (Hooks.load(load, entry.value) === undefined) break

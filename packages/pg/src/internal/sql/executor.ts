@@ -3,7 +3,8 @@
  * `sql.execute` span, one look-up of `@effect/sql`'s `TransactionConnection` — the source of
  * truth for "am I in a transaction", whoever opened it — and then:
  *
- * - none: a lease for the statement alone, with `Pool.use` (no Scope, no finalizer);
+ * - none: a lease for the statement, with `Pool.use` (no Scope, no finalizer), or with
+ *   pipelining `Pool.useShared`: a busy connection's, when none is idle and the pool is full;
  * - one of our `Level`s: its session's turn (see `Session`);
  * - any other `@effect/sql` `Connection`: that connection's own method, as `@effect/sql` would.
  *
@@ -26,6 +27,7 @@ import type * as Fiber from "effect/Fiber"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
+import type * as PgConnection from "../../PgConnection.js"
 import { toSqlError } from "./errors.js"
 import * as Operation from "./operation.js"
 import * as Session from "./session.js"
@@ -68,15 +70,16 @@ const pooled = (
   span: Span.Started | undefined
 ): Effect.Effect<unknown, SqlError> => {
   const pool = core.pool
-  const leased = core.prepare
-    ? pool.use((conn) =>
+  const query = core.prepare
+    ? (conn: PgConnection.PgConnection) =>
       // A stale plan retires its connection when the lease ends: it fails at most once per connection.
       Effect.tapError(
         operation.query(conn, sql, params, true),
         (error) => Operation.isStalePlan(error) ? Pool.invalidate(pool, conn) : Effect.void
       )
-    )
-    : pool.use((conn) => operation.query(conn, sql, params, false))
+    : (conn: PgConnection.PgConnection) => operation.query(conn, sql, params, false)
+  // With pipelining, a lease that may share a busy connection (see `PgPoolOptions.pipeline`).
+  const leased = core.pipeline ? Pool.useShared(pool, query) : pool.use(query)
   return settle(leased, span, {
     onFailure(cause) {
       return Operation.failed(core, cause, sql, span, undefined)

@@ -32,6 +32,8 @@ export interface Core {
   readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
   /** Prepare statements with parameters under a cached name (`prepare: true`). */
   readonly prepare: boolean
+  /** Single statements outside a transaction may be pipelined on a busy connection (`Pool.useShared`). */
+  readonly pipeline: boolean
   /** Rows per cursor round trip of a stream. */
   readonly streamChunkSize: number
   /** Bound on a wait for one's turn on a transaction's connection, in ms (the pool's `acquireTimeout`). */

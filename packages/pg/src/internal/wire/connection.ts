@@ -1066,7 +1066,10 @@ export class WireConnection {
   private becomeHead(request: Request): void {
     request.headSince = performance.now()
     request.startedIn = this.txStatus
-    if (request.cancelReason !== undefined || this.state === "closing") this.cancelHead(request)
+    // Closing: each statement written behind the head is cancelled in its turn, and the cancel
+    // episode lasts until the last of them is over (see maybeEndCancelling).
+    if (this.state === "closing") request.cancelReason ??= "close"
+    if (request.cancelReason !== undefined) this.cancelHead(request)
   }
 
   /** A statement's ReadyForQuery: re-run, hold (while a cancel may still arrive), or settle. */
