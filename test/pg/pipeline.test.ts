@@ -100,7 +100,10 @@ describe("12.4 pipelining across fibers", () => {
       results.forEach((result, n) => {
         if (n % 3 === 0) {
           assert.isTrue(Either.isLeft(result), `statement ${n} should fail`)
-          assert.match(String((result as Either.Left<{ cause?: { _tag?: string } }, number>).left.cause?._tag), /PgQueryError/)
+          assert.match(
+            String((result as Either.Left<{ cause?: { _tag?: string } }, number>).left.cause?._tag),
+            /PgQueryError/
+          )
         } else {
           assert.deepStrictEqual(result, Either.right(n))
         }
