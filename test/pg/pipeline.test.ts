@@ -57,6 +57,16 @@ describe("12.4 pipelining across fibers", () => {
       assert.strictEqual(new Set(rows.map((r) => r.pid)).size, 2)
     }).pipe(Effect.scoped))
 
+  it.live("12.4 while the pool opens its min connections, statements wait for them rather than share", () =>
+    Effect.gen(function*() {
+      // built with one connection open; the other three are being created when the fibers start
+      const pg = yield* poolOf({ min: 4, max: 4 })
+      const fibers = yield* Effect.forEach(Array.from({ length: 3 }), () => Effect.fork(pg.sql`SELECT pg_sleep(30)`))
+      yield* eventuallyActive(url, applicationName, { count: 3, queryLike: "SELECT pg_sleep(30)", within: "5 seconds" })
+      assert.strictEqual((yield* pg.stats).sharedLeases, 0)
+      yield* Effect.forEach(fibers, Fiber.interrupt)
+    }).pipe(Effect.scoped))
+
   it.live("12.4 pipeline: false never shares a connection", () =>
     Effect.gen(function*() {
       const pg = yield* poolOf({ pipeline: false })

@@ -77,7 +77,7 @@ export const fillShared = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void 
 
 /**
  * A lease for a `useShared` caller on a shared entry, when none is idle, the pool is at `max`
- * and nobody waits: the least loaded entry that has room and takes more. `undefined` when none
+ * (none being created) and nobody waits: the least loaded entry that has room and takes more. `undefined` when none
  * does (the caller waits).
  *
  * @internal
@@ -90,7 +90,9 @@ export const join = <A, E>(
   const max = state.options.shareMaxHolders
   const hook = state.hooks.shareLoad
   if (max === undefined || hook === undefined || state.waiters.size > 0) return undefined
-  if (state.live.size + state.pending < state.max) return undefined
+  // Not while the pool can grow, nor while a resource is being created (nobody waits for it:
+  // the caller waits for it instead, which is soon).
+  if (state.pending > 0 || state.live.size < state.max) return undefined
   let best: Entry<A> | undefined
   let bestLoad = 0
   let bestCount = 0
