@@ -20,15 +20,11 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
-import type * as Pool from "@scoped-pool/core/Pool"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type * as PgConnection from "../PgConnection.js"
-import type { PgConnectError } from "../PgError.js"
 import { toSqlError } from "./sql/errors.js"
 import type * as Operation from "./sql/operation.js"
 import { Session } from "./sql/session.js"
-import type * as Span from "./sql/span.js"
 import { makeConstructor } from "./sql/statement.js"
 import * as Transaction from "./sql/transaction.js"
 
@@ -37,19 +33,8 @@ export {
   toSqlError
 } from "./sql/errors.js"
 
-/** @internal */
-export interface Options {
-  readonly pool: Pool.Pool<PgConnection.PgConnection, PgConnectError>
-  readonly prepare: boolean
-  /** Single statements outside a transaction may be pipelined on a busy connection (`Pool.useShared`). */
-  readonly pipeline: boolean
-  readonly streamChunkSize: number
-  /** Bound on a wait for one's turn on a transaction's connection, in ms. */
-  readonly turnTimeout: number
-  readonly compiler: Statement.Compiler
-  readonly spanAttributes: Span.Attributes
-  readonly transformRows: Operation.Transform
-}
+/** What the client is built from: the statement path's `Core`, less what is built here. @internal */
+export interface Options extends Omit<Operation.Core, "sql"> {}
 
 /**
  * A connection of the pool for the current scope, as `@effect/sql`'s `Connection`: its
