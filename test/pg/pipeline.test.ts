@@ -199,6 +199,26 @@ describe("12.4 pipelining across fibers", () => {
       assert.strictEqual((yield* pg.stats).sharedLeases, 0)
     }).pipe(Effect.scoped))
 
+  it.live("12.4 a COPY's connection is never shared", () =>
+    Effect.gen(function*() {
+      const pg = yield* poolOf({ min: 1, max: 1 })
+      const order: Array<string> = []
+      const started = yield* Deferred.make<void>()
+      const exported = yield* Effect.fork(
+        pg.copyTo("COPY (SELECT n FROM generate_series(1, 20000) AS n) TO STDOUT").pipe(
+          Stream.tap(() => Effect.zipRight(Deferred.succeed(started, void 0), Effect.yieldNow())),
+          Stream.runCount,
+          Effect.tap(() => Effect.sync(() => order.push("copy")))
+        )
+      )
+      yield* Deferred.await(started)
+      yield* pg.sql`SELECT 1`
+      order.push("statement")
+      assert.isAbove(yield* Fiber.join(exported), 0)
+      assert.deepStrictEqual(order, ["copy", "statement"])
+      assert.strictEqual((yield* pg.stats).sharedLeases, 0)
+    }).pipe(Effect.scoped))
+
   it.live("12.4 a session change under pipelining is reset before the connection's next lease", () =>
     Effect.gen(function*() {
       const pg = yield* poolOf({ min: 1, max: 1 })
