@@ -10,8 +10,11 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as MetricState from "effect/MetricState"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { captureLogs } from "../../../test/support/logs.js"
@@ -341,6 +344,42 @@ describe("Pool.useShared", () => {
       assert.deepStrictEqual(t.violations, [])
     }).pipe(Effect.scoped))
 
+  it.effect("5. a useShared caller whose checkout check failed waits as a sharer: callers behind it join its resource", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      const load = makeLoad()
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        closeTimeout: 0,
+        min: 1,
+        max: 1,
+        checkAfterIdle: 0,
+        check: (r) => r.id === 1 ? Effect.fail("broken") : Effect.void,
+        retrySchedule: Schedule.spaced("100 millis"),
+        share: { load: load.load }
+      })
+      yield* Pool.waitReady(pool, "1 second")
+      yield* TestClock.adjust("1 millis") // #1 idle longer than checkAfterIdle: checked on checkout
+      const t = makeTracker(8)
+      const [a, b] = yield* releases(2)
+      resources.failing = true // #1 fails its check; #2 cannot be created yet
+      const first = yield* Effect.fork(Pool.useShared(pool, t.hold("a", a!)))
+      yield* settle
+      const second = yield* Effect.fork(Pool.useShared(pool, t.hold("b", b!)))
+      yield* settle
+      assert.strictEqual((yield* Pool.stats(pool)).waiting, 2)
+      resources.failing = false
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      // #2 goes to the first caller as a shared lease, and the second joins it
+      assert.deepStrictEqual(t.log, ["a@2", "b@2"])
+      assert.strictEqual((yield* Pool.stats(pool)).sharedLeases, 1)
+      yield* Deferred.succeed(a!, void 0)
+      yield* Deferred.succeed(b!, void 0)
+      assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)], [2, 2])
+      assert.deepStrictEqual(t.violations, [])
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+
   it.effect("6. reset runs once, when the last sharer ends", () =>
     Effect.gen(function*() {
       const resources = makeTestResource()
@@ -571,6 +610,38 @@ describe("Pool.useShared", () => {
     }).pipe(Effect.scoped, logs.provide)
   })
 
+  it.effect("7. a sharer reported as a leak is not reported again while the resource's reset runs", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
+      const resources = makeTestResource()
+      const load = makeLoad()
+      const pool = yield* Pool.make({
+        acquire: resources.acquire,
+        closeTimeout: 0,
+        max: 1,
+        leakThreshold: "2 seconds",
+        reset: () => Effect.sleep("30 seconds"),
+        share: { load: load.load }
+      })
+      const [a, b] = yield* releases(2)
+      const first = yield* Effect.fork(Pool.useShared(pool, () => Deferred.await(a!)))
+      yield* settle
+      const second = yield* Effect.fork(Pool.useShared(pool, () => Deferred.await(b!)))
+      yield* settle
+      yield* TestClock.adjust("3 seconds")
+      const leaks = () => logs.lines.filter((l) => l.level === "WARN" && l.message.includes("leased for over"))
+      assert.strictEqual(leaks().length, 2)
+      yield* Deferred.succeed(a!, void 0)
+      yield* Deferred.succeed(b!, void 0)
+      yield* settle
+      // the last sharer's reset runs for 30 s: its lease was reported already
+      yield* TestClock.adjust("60 seconds")
+      yield* Fiber.joinAll([first, second])
+      assert.strictEqual(leaks().length, 2)
+      assert.strictEqual((yield* Pool.stats(pool)).idle, 1)
+    }).pipe(Effect.scoped, logs.provide)
+  })
+
   it.effect("7. a PoolTimeout lists every sharer as a holder", () =>
     Effect.gen(function*() {
       const resources = makeTestResource()
@@ -755,6 +826,35 @@ describe("Pool.useShared", () => {
         size: 0,
         closed: true
       })
+    }))
+
+  it.effect("10. sharers revoked by close are each measured, from their own start", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      const load = makeLoad()
+      const name = "shared-revoked"
+      const scope = yield* Scope.make()
+      const pool = yield* Scope.extend(
+        Pool.make({ acquire: resources.acquire, max: 1, name, closeTimeout: "500 millis", share: { load: load.load } }),
+        scope
+      )
+      const first = yield* Effect.fork(Pool.useShared(pool, () => Effect.never))
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      const second = yield* Effect.fork(Pool.useShared(pool, () => Effect.never))
+      yield* settle
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* settle
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.join(closing)
+      // the first held it 1.5 s, the second 0.5 s
+      const stats = yield* Pool.stats(pool)
+      assert.strictEqual(stats.usageTimeTotal, 2000)
+      const uses = yield* Metric.value(PoolStats.metricsOf(name).useTime)
+      assert.strictEqual(uses.count, 2)
+      assert.strictEqual(uses.max, 1.5)
+      assert.strictEqual(uses.min, 0.5)
+      yield* Fiber.interruptAll([first, second])
     }))
 
   it.effect("10. sharers that end within closeTimeout return the resource; close releases it once", () =>
