@@ -787,8 +787,9 @@ describe("Pool.useShared", () => {
       assert.strictEqual(yield* Pool.use(pool, (r) => Effect.succeed(r.id)), 1)
     }).pipe(Effect.scoped))
 
-  it.effect("10. close with sharers past closeTimeout: each fails with LeaseRevoked, the resource is released once", () =>
-    Effect.gen(function*() {
+  it.effect("10. close with sharers past closeTimeout: each fails with LeaseRevoked, the resource is released once", () => {
+    const logs = captureLogs()
+    return Effect.gen(function*() {
       const resources = makeTestResource()
       const load = makeLoad()
       const scope = yield* Scope.make()
@@ -826,7 +827,12 @@ describe("Pool.useShared", () => {
         size: 0,
         closed: true
       })
-    }))
+      // the warning counts the leases, not the resource they shared
+      const warnings = logs.noisy().map((l) => l.message)
+      assert.strictEqual(warnings.length, 1)
+      assert.include(warnings[0], "closed with 3 lease(s) still held after closeTimeout (500 ms)")
+    }).pipe(logs.provide)
+  })
 
   it.effect("10. sharers revoked by close are each measured, from their own start", () =>
     Effect.gen(function*() {
