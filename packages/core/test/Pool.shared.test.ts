@@ -21,7 +21,7 @@ import { captureLogs } from "../../../test/support/logs.js"
 import * as Pool from "../src/Pool.js"
 import * as PoolError from "../src/PoolError.js"
 import * as PoolStats from "../src/PoolStats.js"
-import { makeTestResource, type Resource } from "./utils/TestResource.js"
+import { CreateError, makeTestResource, type Resource } from "./utils/TestResource.js"
 
 // closeTimeout 0 in the tests' pools: a failed assertion ends the test at once (its close
 // revokes the leases still held) instead of waiting for a TestClock that nobody advances.
@@ -378,6 +378,33 @@ describe("Pool.useShared", () => {
       yield* Deferred.succeed(b!, void 0)
       assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)], [2, 2])
       assert.deepStrictEqual(t.violations, [])
+    }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
+
+  it.effect("5. FIFO holds for the fs too: a caller served while it queued (its creation ended at once) starts after those served before it", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      const load = makeLoad()
+      let slow = true
+      // The first creation takes 40 ms (and fails), the next one ends at once, inside the request that started it.
+      const acquire = Effect.suspend(() => {
+        if (!slow) return resources.acquire
+        slow = false
+        return Effect.zipRight(Effect.sleep("40 millis"), Effect.fail(new CreateError({ attempt: 1 })))
+      })
+      const pool = yield* Pool.make({ acquire, closeTimeout: 0, max: 2, share: { load: load.load } })
+      const t = makeTracker(8)
+      const [a, b] = yield* releases(2)
+      const first = yield* Effect.fork(Pool.useShared(pool, t.hold("a", a!)))
+      yield* settle
+      assert.strictEqual((yield* Pool.stats(pool)).waiting, 1)
+      // b's request starts the second creation: #1 goes to a, and b joins it
+      const second = yield* Effect.fork(Pool.useShared(pool, t.hold("b", b!)))
+      yield* settle
+      assert.deepStrictEqual(t.log, ["a@1", "b@1"])
+      yield* Deferred.succeed(a!, void 0)
+      yield* Deferred.succeed(b!, void 0)
+      assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)], [1, 1])
+      yield* TestClock.adjust("40 millis")
     }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.None)))
 
   it.effect("6. reset runs once, when the last sharer ends", () =>

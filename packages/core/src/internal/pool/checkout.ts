@@ -127,7 +127,12 @@ const checkShared = <A, E>(
 ): Effect.Effect<Sharer<A>, E | PoolError.PoolError> =>
   checkThen(state, entry, since, (checked) => state.beginShared(checked), () => leaseShared(state, fiber, since))
 
-/** Queues a `useShared` caller: it is handed a lease on a whole entry or a shared one. */
+/**
+ * Queues a `useShared` caller: it is handed a lease on a whole entry or a shared one. A caller
+ * served while it queued (a creation that `queue` started ended at once, and the waiters ahead
+ * of it were served first, it joining them) yields once before its `f` runs, so that theirs
+ * start first: the order of `f`s stays the queue's.
+ */
 const waitShared = <A, E>(
   state: PoolState<A, E>,
   fiber: Fiber.RuntimeFiber<any, any>,
@@ -135,7 +140,9 @@ const waitShared = <A, E>(
   now: number
 ): Effect.Effect<Sharer<A>, E | PoolError.PoolError> => {
   const waiter = queue(state, fiber, since, true)
-  return waiter instanceof Waiter ? Effect.map(waitFor(state, waiter, now), () => waiter.sharer!) : waiter
+  if (!(waiter instanceof Waiter)) return waiter
+  const leased = Effect.map(waitFor(state, waiter, now), () => waiter.sharer!)
+  return waiter.result === undefined ? leased : Effect.zipRight(Effect.yieldNow(), leased)
 }
 
 const runShared = <A, E, B, E2, R2>(
