@@ -296,53 +296,63 @@ describe("Pool.useShared", () => {
       assert.deepStrictEqual(t.violations, [])
     }).pipe(Effect.scoped))
 
-  it.effect("5. FIFO: an exclusive waiter stops new joins, gets the drained resource whole; shared waiters behind join the next shared hand-off", () =>
-    Effect.gen(function*() {
-      const resources = makeTestResource()
-      const load = makeLoad()
-      const pool = yield* Pool.make({
-        acquire: resources.acquire,
-        closeTimeout: 0,
-        max: 1,
-        share: { load: load.load, maxHolders: 3 }
-      })
-      const t = makeTracker(3)
-      const rel = yield* releases(7)
-      const fork = (name: string, i: number, how: "shared" | "exclusive" = "shared") =>
-        Effect.gen(function*() {
-          const fiber = yield* Effect.fork(
-            how === "shared" ? Pool.useShared(pool, t.hold(name, rel[i]!)) : Pool.use(pool, t.hold(name, rel[i]!, how))
-          )
-          yield* settle
-          return fiber
+  for (const via of ["use", "get"] as const) {
+    it.effect(`5. FIFO: an exclusive waiter (${via}) stops new joins, gets the drained resource whole; shared waiters behind join the next shared hand-off`, () =>
+      Effect.gen(function*() {
+        const resources = makeTestResource()
+        const load = makeLoad()
+        const pool = yield* Pool.make({
+          acquire: resources.acquire,
+          closeTimeout: 0,
+          max: 1,
+          share: { load: load.load, maxHolders: 3 }
         })
-      const fibers = [yield* fork("a", 0), yield* fork("b", 1)]
-      assert.deepStrictEqual(t.log, ["a@1", "b@1"])
-      fibers.push(yield* fork("x", 2, "exclusive")) // waits: the resource is shared
-      fibers.push(yield* fork("c", 3)) // waits behind x, though the resource has room
-      fibers.push(yield* fork("d", 4), yield* fork("e", 5), yield* fork("f", 6))
-      assert.deepStrictEqual(t.log, ["a@1", "b@1"])
-      assert.strictEqual((yield* Pool.stats(pool)).waiting, 5)
-      yield* Deferred.succeed(rel[0]!, void 0) // a leaves: room, but x is at the head
-      yield* settle
-      assert.deepStrictEqual(t.log, ["a@1", "b@1"])
-      yield* Deferred.succeed(rel[1]!, void 0) // b, the last sharer, leaves: x gets it whole
-      yield* settle
-      assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1"])
-      yield* Deferred.succeed(rel[2]!, void 0) // x returns it: c gets it shared, d and e join, f waits
-      yield* settle
-      assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1", "c@1", "d@1", "e@1"])
-      assert.strictEqual(t.holders(1), 3)
-      let stats = yield* Pool.stats(pool)
-      assert.strictEqual(stats.waiting, 1)
-      assert.strictEqual(stats.sharedLeases, 3) // b, d, e
-      for (const r of rel) yield* Deferred.succeed(r, void 0)
-      yield* Fiber.joinAll(fibers)
-      assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1", "c@1", "d@1", "e@1", "f@1"])
-      stats = yield* Pool.stats(pool)
-      assert.deepStrictEqual({ inUse: stats.inUse, idle: stats.idle, size: stats.size }, { inUse: 0, idle: 1, size: 1 })
-      assert.deepStrictEqual(t.violations, [])
-    }).pipe(Effect.scoped))
+        const t = makeTracker(3)
+        const rel = yield* releases(7)
+        const fork = (name: string, i: number, how: "shared" | "exclusive" = "shared") =>
+          Effect.gen(function*() {
+            const fiber = yield* Effect.fork(
+              how === "shared"
+                ? Pool.useShared(pool, t.hold(name, rel[i]!))
+                : via === "use"
+                ? Pool.use(pool, t.hold(name, rel[i]!, how))
+                : Effect.scoped(Effect.flatMap(Pool.get(pool), t.hold(name, rel[i]!, how)))
+            )
+            yield* settle
+            return fiber
+          })
+        const fibers = [yield* fork("a", 0), yield* fork("b", 1)]
+        assert.deepStrictEqual(t.log, ["a@1", "b@1"])
+        fibers.push(yield* fork("x", 2, "exclusive")) // waits: the resource is shared
+        fibers.push(yield* fork("c", 3)) // waits behind x, though the resource has room
+        fibers.push(yield* fork("d", 4), yield* fork("e", 5), yield* fork("f", 6))
+        assert.deepStrictEqual(t.log, ["a@1", "b@1"])
+        assert.strictEqual((yield* Pool.stats(pool)).waiting, 5)
+        yield* Deferred.succeed(rel[0]!, void 0) // a leaves: room, but x is at the head
+        yield* settle
+        assert.deepStrictEqual(t.log, ["a@1", "b@1"])
+        yield* Deferred.succeed(rel[1]!, void 0) // b, the last sharer, leaves: x gets it whole
+        yield* settle
+        assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1"])
+        yield* Deferred.succeed(rel[2]!, void 0) // x returns it: c gets it shared, d and e join, f waits
+        yield* settle
+        assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1", "c@1", "d@1", "e@1"])
+        assert.strictEqual(t.holders(1), 3)
+        let stats = yield* Pool.stats(pool)
+        assert.strictEqual(stats.waiting, 1)
+        assert.strictEqual(stats.sharedLeases, 3) // b, d, e
+        for (const r of rel) yield* Deferred.succeed(r, void 0)
+        yield* Fiber.joinAll(fibers)
+        assert.deepStrictEqual(t.log, ["a@1", "b@1", "x@1", "c@1", "d@1", "e@1", "f@1"])
+        stats = yield* Pool.stats(pool)
+        assert.deepStrictEqual({ inUse: stats.inUse, idle: stats.idle, size: stats.size }, {
+          inUse: 0,
+          idle: 1,
+          size: 1
+        })
+        assert.deepStrictEqual(t.violations, [])
+      }).pipe(Effect.scoped))
+  }
 
   it.effect("5. a useShared caller whose checkout check failed waits as a sharer: callers behind it join its resource", () =>
     Effect.gen(function*() {
