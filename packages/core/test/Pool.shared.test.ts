@@ -85,6 +85,37 @@ const makeLoad = (): Load & { readonly load: (r: Resource) => number | undefined
 const releases = (n: number) => Effect.all(Array.from({ length: n }, () => Deferred.make<void>()))
 
 describe("Pool.useShared", () => {
+  it.effect("share is validated: maxHolders an integer >= 2 (default 8), load a function", () =>
+    Effect.gen(function*() {
+      const resources = makeTestResource()
+      const rejected: ReadonlyArray<[unknown, string]> = [
+        [{ load: () => 0, maxHolders: 1 }, "share.maxHolders"],
+        [{ load: () => 0, maxHolders: 2.5 }, "share.maxHolders"],
+        [{ load: () => 0, maxHolders: Number.POSITIVE_INFINITY }, "share.maxHolders"],
+        [{ maxHolders: 4 }, "share"],
+        [null, "share"],
+        [true, "share"]
+      ]
+      for (const [share, field] of rejected) {
+        const error = yield* Effect.flip(Pool.make({ acquire: resources.acquire, share: share as any }))
+        assert.strictEqual(error._tag, "PoolConfigError", JSON.stringify(share))
+        assert.strictEqual(error.field, field, JSON.stringify(share))
+      }
+      // the default: 8 holders, then the ninth caller waits
+      const load = makeLoad()
+      const pool = yield* Pool.make({ acquire: resources.acquire, closeTimeout: 0, max: 1, share: { load: load.load } })
+      const release = yield* Deferred.make<void>()
+      const fibers = []
+      for (let i = 0; i < 9; i++) {
+        fibers.push(yield* Effect.fork(Pool.useShared(pool, () => Deferred.await(release))))
+        yield* settle
+      }
+      const stats = yield* Pool.stats(pool)
+      assert.deepStrictEqual({ shared: stats.sharedLeases, waiting: stats.waiting }, { shared: 7, waiting: 1 })
+      yield* Deferred.succeed(release, void 0)
+      yield* Fiber.joinAll(fibers)
+    }).pipe(Effect.scoped))
+
   it.effect("1. without share, useShared is use: a second caller waits for the first", () =>
     Effect.gen(function*() {
       const resources = makeTestResource()
