@@ -125,7 +125,8 @@ export const use: {
  * As {@link use}, for work that may share its resource with other such work: with the pool's
  * `share` option (`PoolOptions.Share`), when no resource is idle, the pool is at `max` and no
  * caller waits, `f` runs on the least loaded resource already leased this way that has room
- * (`maxHolders`) and takes more (`share.load`), instead of waiting. A shared resource is
+ * (`maxHolders`) and takes more (`share.load`), instead of waiting — never on one invalidated,
+ * expired, dead (`isAlive`) or without a use left under `maxUses`. A shared resource is
  * returned — reset, retired or handed on — when its last lease ends; `invalidate` during its
  * leases retires it then. Waiting stays FIFO: a caller of `use` or `get` at the head of the
  * queue stops new leases from joining, so resources drain and it gets one whole. Each lease

@@ -19,11 +19,18 @@
  *    agree with what the holders see;
  * 7. no request waits while the pool has room and creates nothing;
  * 8. no defect reaches a caller but the injected ones, and only where they belong: from its own
- *    `f`, or from a creation (`acquire`, `onCreate`) that died while it waited.
+ *    `f`, or from a creation (`acquire`, `onCreate`) that died while it waited;
+ * 9. shared leases (`useShared`, with a `share` option whose `load` throws, returns `undefined`,
+ *    NaN or a non-number when told to): never more than `maxHolders` holders of a resource at
+ *    once, an exclusive holder (`get`, `use`, or `useShared` without `share`) never alongside any
+ *    other, and no resource leased more than `maxUses` times (each shared lease is a use).
  *
- * It found two bugs, kept as regression cases at the end of the file.
+ * It found two bugs, kept as regression cases at the end of the file. With shared leases it
+ * fails on two more (fixed; regression cases in Pool.shared.test.ts): a caller joined a
+ * resource with no use left under `maxUses`, and a sharer's `f` started before that of a
+ * waiter queued before it.
  *
- * Runs `POOL_PROP_RUNS` programs (default 1,000, as in CI; about 25 s on 2 cores). The long
+ * Runs `POOL_PROP_RUNS` programs (default 1,000, as in CI; about 35 s on 2 cores). The long
  * run, 10,000 programs:
  *
  *   POOL_PROP_RUNS=10000 pnpm vitest run packages/core/test/Pool.prop.test.ts
@@ -73,17 +80,26 @@ interface Config {
   readonly retry: "spaced" | "forever" | "recurs" | "stop"
   /** `check` runs on checkout of a resource idle longer than this. */
   readonly checkAfterIdle: number
+  /** `PoolOptions.share`: off, or on with this `maxHolders`. */
+  readonly share: { readonly maxHolders: number } | undefined
+  readonly maxUses: number
 }
 
 /** How a hook misbehaves: it throws when called, returns an effect that dies, or one that fails. */
 type Misbehaviour = "throw" | "die" | "fail"
 
+/** How `share.load` misbehaves: it throws, or returns `undefined`, NaN or a string. */
+type LoadMisbehaviour = "throw" | "undefined" | "nan" | "string"
+
 /** A defect injected by the program; any other defect is a bug. */
 class Injected extends Data.TaggedError("Injected")<{ readonly where: string }> {}
 
+/** How a request leases: `Pool.get`, `Pool.use` or `Pool.useShared`. */
+type Via = "get" | "use" | "shared"
+
 type Command =
-  /** A request; with `throws`, its `f` throws when called (`use` only). */
-  | { readonly _tag: "Get"; readonly via: "get" | "use"; readonly throws: boolean }
+  /** A request; with `throws`, its `f` throws when called (`use` and `shared` only). */
+  | { readonly _tag: "Get"; readonly via: Via; readonly throws: boolean }
   | { readonly _tag: "Release"; readonly pick: number }
   | { readonly _tag: "Invalidate"; readonly pick: number }
   | { readonly _tag: "Kill"; readonly pick: number }
@@ -108,6 +124,8 @@ type Command =
     readonly how: Misbehaviour
     readonly times: number
   }
+  /** The next `times` calls of `share.load` misbehave. */
+  | { readonly _tag: "Load"; readonly how: LoadMisbehaviour; readonly times: number }
   | { readonly _tag: "Resize"; readonly min: number; readonly max: number }
   | { readonly _tag: "Drain" }
   | { readonly _tag: "Close" }
@@ -141,7 +159,12 @@ const configArb: FastCheck.Arbitrary<Config> = FastCheck.record({
     "recurs" as const,
     "stop" as const
   ),
-  checkAfterIdle: FastCheck.constantFrom(0, 50, 500)
+  checkAfterIdle: FastCheck.constantFrom(0, 50, 500),
+  share: FastCheck.oneof(
+    FastCheck.constant(undefined),
+    FastCheck.integer({ min: 2, max: 4 }).map((maxHolders) => ({ maxHolders }))
+  ),
+  maxUses: FastCheck.oneof(FastCheck.constant(Number.POSITIVE_INFINITY), FastCheck.integer({ min: 1, max: 4 }))
 }).map(({ sizes, ...rest }) => ({ ...sizes, ...rest }))
 
 const pick = FastCheck.nat({ max: 1000 })
@@ -155,7 +178,22 @@ const commandArb: FastCheck.Arbitrary<Command> = FastCheck.oneof(
       throws: false
     }))
   },
-  { weight: 1, arbitrary: FastCheck.constant({ _tag: "Get" as const, via: "use" as const, throws: true }) },
+  { weight: 8, arbitrary: FastCheck.constant({ _tag: "Get" as const, via: "shared" as const, throws: false }) },
+  {
+    weight: 1,
+    arbitrary: FastCheck.constantFrom("use" as const, "shared" as const).map((via) => ({
+      _tag: "Get" as const,
+      via,
+      throws: true
+    }))
+  },
+  {
+    weight: 2,
+    arbitrary: FastCheck.record({
+      how: FastCheck.constantFrom("throw" as const, "undefined" as const, "nan" as const, "string" as const),
+      times: FastCheck.integer({ min: 1, max: 4 })
+    }).map((load) => ({ _tag: "Load" as const, ...load }))
+  },
   { weight: 5, arbitrary: pick.map((pick) => ({ _tag: "Release" as const, pick })) },
   { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Invalidate" as const, pick })) },
   { weight: 1, arbitrary: pick.map((pick) => ({ _tag: "Kill" as const, pick })) },
@@ -210,7 +248,7 @@ const programArb = {
 
 interface Client {
   readonly seq: number
-  readonly via: "get" | "use"
+  readonly via: Via
   /** Its `f` throws when called. */
   readonly throws: boolean
   /** TestClock time the request was made. */
@@ -264,7 +302,14 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
     const now = () => clock.unsafeCurrentTimeMillis()
     const violations: Array<string> = []
     const clients: Array<Client> = []
-    const holders = new Map<number, Client>()
+    /** The clients holding each resource (more than one: shared leases). */
+    const holders = new Map<number, Set<Client>>()
+    /** Leases of each resource so far. */
+    const uses = new Map<number, number>()
+    /** Whether a client's lease is exclusive: `useShared` without `share` is `use`. */
+    const exclusive = (client: Client) => client.via !== "shared" || config.share === undefined
+    const maxHolders = config.share?.maxHolders ?? 1
+    let loadHostile: { how: LoadMisbehaviour; left: number } = { how: "throw", left: 0 }
     const invalidated = new Set<number>()
     const dead = new Set<number>()
     const closers: Array<Fiber.RuntimeFiber<void>> = []
@@ -340,16 +385,47 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
         ? Schedule.recurs(0)
         : Schedule.spaced(Duration.millis(config.retryMillis)),
       reconnectTimeout: Duration.millis(config.reconnectTimeout),
-      closeTimeout: Duration.millis(config.closeTimeout)
+      closeTimeout: Duration.millis(config.closeTimeout),
+      maxUses: config.maxUses,
+      share: config.share === undefined ? undefined : {
+        maxHolders: config.share.maxHolders,
+        // The holders this program sees, or a misbehaviour when told to.
+        load: (r) => {
+          if (loadHostile.left > 0) {
+            loadHostile.left--
+            switch (loadHostile.how) {
+              case "throw":
+                throw new Injected({ where: "load" })
+              case "undefined":
+                return undefined
+              case "nan":
+                return Number.NaN
+              case "string":
+                return "1" as unknown as number
+            }
+          }
+          return holders.get(r.id)?.size ?? 0
+        }
+      }
     }).pipe(Scope.extend(scope))
 
     const onLease = (client: Client, resource: Resource) => {
       client.leasedAt = ++event
       client.status = "holding"
       client.resource = resource
-      const other = holders.get(resource.id)
-      if (other !== undefined) {
-        violations.push(`resource #${resource.id} leased to client ${client.seq} while client ${other.seq} holds it`)
+      const others = holders.get(resource.id) ?? new Set<Client>()
+      for (const other of others) {
+        if (exclusive(client) || exclusive(other)) {
+          violations.push(`resource #${resource.id} leased to client ${client.seq} while client ${other.seq} holds it`)
+        }
+      }
+      if (others.size + 1 > maxHolders) {
+        violations.push(`resource #${resource.id}: ${others.size + 1} holders at once (maxHolders ${maxHolders})`)
+      }
+      const used = (uses.get(resource.id) ?? 0) + 1
+      uses.set(resource.id, used)
+      if (used > config.maxUses) {
+        violations.push(`resource #${resource.id} leased ${used} times (maxUses ${config.maxUses})`)
       }
       if (!resources.alive.has(resource.id)) {
         violations.push(`client ${client.seq} leased resource #${resource.id}, already released`)
@@ -359,12 +435,13 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
       }
       if (dead.has(resource.id)) violations.push(`client ${client.seq} leased resource #${resource.id}, dead`)
       if (closing) violations.push(`client ${client.seq} leased resource #${resource.id} after close began`)
-      holders.set(resource.id, client)
+      holders.set(resource.id, others.add(client))
     }
 
     const onReturn = (client: Client, resource: Resource) => {
       client.status = "returning"
-      if (holders.get(resource.id) === client) holders.delete(resource.id)
+      const held = holders.get(resource.id)
+      if (held?.delete(client) === true && held.size === 0) holders.delete(resource.id)
     }
 
     const onEnd = (client: Client, exit: Exit.Exit<unknown, unknown>) => {
@@ -391,7 +468,7 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
       }
     }
 
-    const request = (via: "get" | "use", throws: boolean) =>
+    const request = (via: Via, throws: boolean) =>
       Effect.gen(function*() {
         const client: Client = {
           seq: clients.length,
@@ -422,7 +499,9 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
         }
         const lease = via === "get"
           ? Effect.scoped(Effect.flatMap(Pool.get(pool), hold))
-          : Pool.use(pool, throws ? throwing : hold)
+          : via === "use"
+          ? Pool.use(pool, throws ? throwing : hold)
+          : Pool.useShared(pool, throws ? throwing : hold)
         client.fiber = yield* Effect.fork(
           lease.pipe(Effect.onExit((exit) => Effect.sync(() => onEnd(client, exit))), Effect.exit, Effect.asVoid)
         )
@@ -526,6 +605,10 @@ const program = (config: Config, commands: ReadonlyArray<Command>, checks: Check
         case "Hostile":
           return Effect.sync(() => {
             hostile[command.hook] = { how: command.how, left: command.times }
+          })
+        case "Load":
+          return Effect.sync(() => {
+            loadHostile = { how: command.how, left: command.times }
           })
         case "Resize":
           return Effect.gen(function*() {

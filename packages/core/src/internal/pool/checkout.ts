@@ -90,22 +90,59 @@ export const useShared = <A, E, B, E2, R2>(
       if (denied !== undefined) return denied
       const now = state.now()
       const entry = takeIdle(state, fiber, now)
-      if (entry !== undefined) {
-        if (!needsCheck(state, entry, now)) return runShared(state, state.beginShared(entry), restore, f)
-        return Effect.flatMap(
-          checkThenLease(state, entry, fiber, now),
-          (checked) => runShared(state, state.beginShared(checked), restore, f)
-        )
+      if (entry !== undefined && !needsCheck(state, entry, now)) {
+        return runShared(state, state.beginShared(entry), restore, f)
       }
-      const joined = Handoff.join(state, fiber, now)
+      const joined = entry === undefined ? Handoff.join(state, fiber, now) : undefined
       if (joined !== undefined) return runShared(state, joined, restore, f)
-      const waiter = queue(state, fiber, now, true)
-      if (waiter instanceof Waiter) {
-        return Effect.flatMap(waitFor(state, waiter, now), () => runShared(state, waiter.sharer!, restore, f))
-      }
-      return waiter
+      const leased = entry === undefined ? waitShared(state, fiber, now, now) : checkShared(state, entry, fiber, now)
+      return Effect.flatMap(leased, (sharer) => runShared(state, sharer, restore, f))
     })
   )
+}
+
+/** As `leaseOrWait`, for a `useShared` caller: a lease on an idle entry, on a shared one, or a wait for either. */
+const leaseShared = <A, E>(
+  state: PoolState<A, E>,
+  fiber: Fiber.RuntimeFiber<any, any>,
+  since: number
+): Effect.Effect<Sharer<A>, E | PoolError.PoolError> => {
+  const now = state.now()
+  const entry = takeIdle(state, fiber, now)
+  if (entry !== undefined) {
+    return needsCheck(state, entry, now)
+      ? checkShared(state, entry, fiber, since)
+      : Effect.succeed(state.beginShared(entry))
+  }
+  const joined = Handoff.join(state, fiber, now)
+  return joined !== undefined ? Effect.succeed(joined) : waitShared(state, fiber, since, now)
+}
+
+/** As `checkThenLease`, for a `useShared` caller: after a failed check it tries again as a sharer. */
+const checkShared = <A, E>(
+  state: PoolState<A, E>,
+  entry: Entry<A>,
+  fiber: Fiber.RuntimeFiber<any, any>,
+  since: number
+): Effect.Effect<Sharer<A>, E | PoolError.PoolError> =>
+  checkThen(state, entry, since, (checked) => state.beginShared(checked), () => leaseShared(state, fiber, since))
+
+/**
+ * Queues a `useShared` caller: it is handed a lease on a whole entry or a shared one. A caller
+ * served while it queued (a creation that `queue` started ended at once, and the waiters ahead
+ * of it were served first, it joining them) yields once before its `f` runs, so that theirs
+ * start first: the order of `f`s stays the queue's.
+ */
+const waitShared = <A, E>(
+  state: PoolState<A, E>,
+  fiber: Fiber.RuntimeFiber<any, any>,
+  since: number,
+  now: number
+): Effect.Effect<Sharer<A>, E | PoolError.PoolError> => {
+  const waiter = queue(state, fiber, since, true)
+  if (!(waiter instanceof Waiter)) return waiter
+  const leased = Effect.map(waitFor(state, waiter, now), () => waiter.sharer!)
+  return waiter.result === undefined ? leased : Effect.zipRight(Effect.yieldNow(), leased)
 }
 
 const runShared = <A, E, B, E2, R2>(
@@ -205,21 +242,31 @@ const checkThenLease = <A, E>(
   entry: Entry<A>,
   fiber: Fiber.RuntimeFiber<any, any>,
   since: number
-): Effect.Effect<Entry<A>, E | PoolError.PoolError> => {
+): Effect.Effect<Entry<A>, E | PoolError.PoolError> =>
+  checkThen(state, entry, since, (checked) => checked, () => leaseOrWait(state, fiber, since))
+
+/** The check of `checkThenLease`: `lease` makes the caller's lease of a checked entry, `retry` tries again. */
+const checkThen = <A, E, L>(
+  state: PoolState<A, E>,
+  entry: Entry<A>,
+  since: number,
+  lease: (checked: Entry<A>) => L,
+  retry: () => Effect.Effect<L, E | PoolError.PoolError>
+): Effect.Effect<L, E | PoolError.PoolError> => {
   const remaining = Math.max(0, since + state.options.acquireTimeout - state.now())
   const check = Effect.timeoutOption(Hooks.call(state.hooks.check!, entry.value), Duration.millis(remaining))
   return Effect.matchCauseEffect(Effect.interruptible(check), {
-    onSuccess: (checked): Effect.Effect<Entry<A>, E | PoolError.PoolError> => {
+    onSuccess: (checked): Effect.Effect<L, E | PoolError.PoolError> => {
       // Revoked while checking: the pool closed, and closeTimeout passed.
       if (entry.state === "revoked") return state.closedError
-      if (Option.isSome(checked)) return Effect.succeed(entry)
+      if (Option.isSome(checked)) return Effect.succeed(lease(entry))
       Retirement.retire(state, entry, "check-failed", timedOut)
       return Effect.fail(Report.timeoutError(state, since, { count: true }))
     },
     onFailure: (cause) => {
       Retirement.retire(state, entry, "check-failed", cause)
       if (Cause.isInterrupted(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-      return state.closed ? state.closedError : leaseOrWait(state, fiber, since)
+      return state.closed ? state.closedError : retry()
     }
   })
 }

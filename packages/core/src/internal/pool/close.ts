@@ -84,10 +84,13 @@ const first = <X>(set: ReadonlySet<X>): X | undefined => {
 const revokeLeases = <A, E>(state: PoolState<A, E>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const leased = [...state.live].filter((entry) => isLeased(entry.state))
+    // A shared resource is held by each of its leases (counted before revoke ends them).
+    let leases = 0
+    for (const entry of leased) leases += entry.sharers?.length ?? 1
     for (const entry of leased) Retirement.revoke(state, entry)
     if (leased.length === 0) return Effect.void
     return Effect.logWarning(
-      `closed with ${leased.length} lease(s) still held after closeTimeout (${state.options.closeTimeout} ms); ` +
+      `closed with ${leases} lease(s) still held after closeTimeout (${state.options.closeTimeout} ms); ` +
         "their resources were released under their holders"
     ).pipe(Effect.annotateLogs({ pool: state.name }))
   })

@@ -62,12 +62,11 @@ export const fillShared = <A, E>(state: PoolState<A, E>, entry: Entry<A>): void 
     head !== undefined && head.shared && state.waiters.size > state.pending;
     head = state.waiters.peek()
   ) {
-    const sharers = entry.sharers
-    if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) break
-    if (Hooks.load(load, entry.value) === undefined) break
+    const now = state.now()
+    if (!hasRoom(state, entry, max, now) || Hooks.load(load, entry.value) === undefined) break
     state.waiters.take()
     served = true
-    head.sharer = state.joinShared(entry, head.fiber, state.now())
+    head.sharer = state.joinShared(entry, head.fiber, now)
     head.entry = entry
     head.result = Effect.succeed(entry)
     head.resume?.(head.result)
@@ -97,17 +96,30 @@ export const join = <A, E>(
   let bestLoad = 0
   let bestCount = 0
   for (const entry of state.shared) {
-    const sharers = entry.sharers
-    if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) continue
+    if (!hasRoom(state, entry, max, now)) continue
     const load = Hooks.load(hook, entry.value)
     if (load === undefined) continue
-    if (best === undefined || load < bestLoad || (load === bestLoad && sharers.length < bestCount)) {
+    const count = entry.sharers!.length
+    if (best === undefined || load < bestLoad || (load === bestLoad && count < bestCount)) {
       best = entry
       bestLoad = load
-      bestCount = sharers.length
+      bestCount = count
     }
   }
   return best === undefined ? undefined : state.joinShared(best, fiber, now)
+}
+
+/**
+ * Whether one more lease may join a shared entry, before asking its load: it is still shared and
+ * not invalidated, has fewer than `maxHolders` leases, and would be leased if it were idle — not
+ * expired nor dead (`isAlive`), and with a use left under `maxUses` once its current leases
+ * (each one a use) end.
+ */
+const hasRoom = <A, E>(state: PoolState<A, E>, entry: Entry<A>, max: number, now: number): boolean => {
+  const sharers = entry.sharers
+  if (entry.state !== "leased" || sharers === undefined || sharers.length >= max) return false
+  if (entry.uses + sharers.length >= state.options.maxUses) return false
+  return Retirement.onCheckout(state, entry, now) === undefined
 }
 
 /**

@@ -193,15 +193,14 @@ export class PoolState<A, E> {
       }
     } else if (isLeased(from) && !isLeased(next)) {
       const at = now ?? this.now()
-      if (entry.sharers !== undefined) {
-        // Revoked, or retired, under its sharers: none of them can leave it normally now.
+      if (entry.sharers === undefined) this.recordLease(at - entry.leasedAt)
+      else {
+        // Revoked under its sharers: none of them can leave it normally now; each lease is measured here.
+        for (const sharer of entry.sharers) this.recordLease(at - sharer.since)
         entry.sharers = undefined
         this.shared.delete(entry)
       }
       this.inUse--
-      const held = at - entry.leasedAt
-      this.usageTimeTotal += held
-      this.recordUse(held)
       entry.holder = undefined
       if (next === "idle") {
         entry.uses++
@@ -243,16 +242,17 @@ export class PoolState<A, E> {
     if (at === -1) return false
     sharers!.splice(at, 1)
     if (sharers!.length > 0) {
-      const held = now - sharer.since
-      this.usageTimeTotal += held
-      this.recordUse(held)
+      this.recordLease(now - sharer.since)
       entry.uses++
       return false
     }
+    // The entry's lease data become the last lease's: its reset and return are this lease's.
     entry.sharers = undefined
     this.shared.delete(entry)
     entry.leasedAt = sharer.since
     entry.holder = sharer.holder
+    entry.site = sharer.site
+    entry.leakReported = sharer.leakReported
     return true
   }
 
@@ -309,6 +309,12 @@ export class PoolState<A, E> {
   // path: every second, on `Pool.stats`, on resize and at close (and a buffer that fills up).
   private readonly useTimes = new DurationBuffer()
   private readonly waitTimes = new DurationBuffer()
+
+  /** Measures a lease that ended: `usageTimeTotal` and `use_time`. */
+  private recordLease(heldMillis: number): void {
+    this.usageTimeTotal += heldMillis
+    this.recordUse(heldMillis)
+  }
 
   private recordUse(heldMillis: number): void {
     if (this.useTimes.add(heldMillis)) this.useTimes.flushTo(this.rt.metrics.useTime)
