@@ -1,7 +1,8 @@
 /**
  * S12 / issue 12 line 5: exact cancel under pipelining, as a property against the real server.
  *
- * Random statements (`SELECT $1::int FROM pg_sleep($2)`, 0–12 ms, half of them prepared) are
+ * Random statements (`SELECT $1::int FROM pg_sleep($2)`, 0–12 ms, half of them prepared, or the
+ * same as a simple query with the values inline: half of all) are
  * kept pipelined at depth ≥ 8 on each of 3 connections (one with its own `queryTimeout`); some
  * are cancelled at a random moment (queued, written behind others, or at the head), some hit
  * the timeout. For every run:
@@ -42,6 +43,8 @@ const queryTimeoutMillis = 40
 interface Spec {
   readonly sleepMillis: number
   readonly prepare: boolean
+  /** Sent as a simple query (its values inline, no parameters) rather than Parse/Bind/Execute. */
+  readonly simple: boolean
   /** Cancel this long after submitting it, or never. */
   readonly cancelAfter: number | undefined
   readonly connection: number
@@ -50,6 +53,7 @@ interface Spec {
 const spec: FastCheck.Arbitrary<Spec> = FastCheck.record({
   sleepMillis: FastCheck.oneof(FastCheck.constant(0), FastCheck.integer({ min: 0, max: 12 })),
   prepare: FastCheck.boolean(),
+  simple: FastCheck.boolean(),
   // one statement in five is cancelled, at a random moment after it was submitted
   cancelAfter: FastCheck.oneof(
     { arbitrary: FastCheck.constant(undefined), weight: 4 },
@@ -96,10 +100,12 @@ const runScenario = (wires: ReadonlyArray<WireConnection>, specs: ReadonlyArray<
         wire.cancel(submitted.request!, "interrupt")
       }, s.cancelAfter)
       submitted.request = wire.submit(
-        "SELECT $1::int AS i FROM pg_sleep($2)",
-        [i, s.sleepMillis / 1000],
+        s.simple
+          ? `SELECT ${i}::int AS i FROM pg_sleep(${s.sleepMillis / 1000})`
+          : "SELECT $1::int AS i FROM pg_sleep($2)",
+        s.simple ? undefined : [i, s.sleepMillis / 1000],
         false,
-        s.prepare,
+        s.prepare && !s.simple,
         undefined,
         (error, results) => {
           const settledAt = performance.now()

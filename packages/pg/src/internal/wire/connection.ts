@@ -1076,7 +1076,18 @@ export class WireConnection {
   private complete(request: Request): void {
     this.statementsRun++
     const error = request.error
-    if (error !== undefined && request.kind === Kind.Extended && this.state !== "closing") {
+    if (error !== undefined && request.kind === Kind.Simple && this.state !== "closing") {
+      if (this.lateCancel(request, error)) {
+        // Re-run when nothing of it can have taken effect: it began outside a transaction and
+        // no statement of it had completed (its CommandComplete read): its implicit transaction
+        // was rolled back.
+        const completed = request.results.some((result) => result.command !== "")
+        if (request.startedIn === 0x49 && !completed && request.reruns < MAX_RERUNS) {
+          return this.rerun(request)
+        }
+        this.retired = true
+      }
+    } else if (error !== undefined && request.kind === Kind.Extended && this.state !== "closing") {
       if (
         (error.code === STALE_PLAN || error.code === NO_SUCH_STATEMENT) && request.statement !== undefined &&
         !request.parses
@@ -1094,10 +1105,7 @@ export class WireConnection {
         if (request.startedIn === 0x49 && request.cancelReason === undefined && request.reruns < MAX_RERUNS) {
           return this.rerun(request)
         }
-      } else if (
-        error.code === QUERY_CANCELED && request.cancelReason === undefined && error.message === USER_REQUEST &&
-        (request.exposed || request.writtenAt - this.cancelWrittenAt < this.options.cancelTimeoutMillis)
-      ) {
+      } else if (this.lateCancel(request, error)) {
         // A late signal of ours, meant for a statement before it.
         if (request.startedIn === 0x49 && request.reruns < MAX_RERUNS) return this.rerun(request)
         this.retired = true
@@ -1114,6 +1122,12 @@ export class WireConnection {
       return
     }
     this.settle(request, undefined)
+  }
+
+  /** Whether `error` is a cancel signal of ours that arrived late: meant for a statement before `request`. */
+  private lateCancel(request: Request, error: ServerError): boolean {
+    return error.code === QUERY_CANCELED && request.cancelReason === undefined && error.message === USER_REQUEST &&
+      (request.exposed || request.writtenAt - this.cancelWrittenAt < this.options.cancelTimeoutMillis)
   }
 
   private rerun(request: Request): void {
