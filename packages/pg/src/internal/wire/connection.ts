@@ -200,6 +200,11 @@ const COPY_ABORTED = "aborted by the client"
 const COPY_DIRECT = 16 * 1024
 /** Gathered CopyData is written once this much is pending. */
 const COPY_GATHER = 64 * 1024
+/**
+ * Copy-in data the socket may hold unsent before the writer waits for its drain: enough that the
+ * server never waits for us while we make the next chunks, small enough to bound memory.
+ */
+const COPY_WINDOW = 1024 * 1024
 /** The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read. */
 const COPY_SLAB = 64 * 1024
 
@@ -1561,7 +1566,9 @@ export class WireConnection {
   copyReady(request: Request): boolean {
     if (request.state === "done") return true
     if (request.kind === Kind.CopyOut) return request.copy!.chunks.length > 0
-    return this.state === "copyIn" && this.inflight[0] === request && this.stream?.writableNeedDrain !== true
+    const stream = this.stream
+    return this.state === "copyIn" && this.inflight[0] === request && stream !== undefined &&
+      (stream.writableNeedDrain !== true || stream.writableLength < COPY_WINDOW)
   }
 
   /** Calls `callback` once `copyReady(request)` (at once if it is): woken by each change of the copy. */
@@ -1591,7 +1598,7 @@ export class WireConnection {
       this.writer.copyData(data)
       if (this.writer.pending >= COPY_GATHER) this.write()
     }
-    return !stream.writableNeedDrain
+    return !stream.writableNeedDrain || stream.writableLength < COPY_WINDOW
   }
 
   /** Ends the data of `request`'s copy-in (CopyDone); its outcome comes with the callback. */
