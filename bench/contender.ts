@@ -16,7 +16,6 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Pool from "@scoped-pool/core/Pool"
 import * as PgPool from "@scoped-pool/pg/PgPool"
-import * as PgPoolConfig from "@scoped-pool/pg/PgPoolConfig"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -128,19 +127,15 @@ const sqlOp = (sql: SqlClient.SqlClient, name: string): (i: number) => Effect.Ef
 }
 
 /**
- * `ours-sql-nopipe`: our pool with statement pipelining off. The option arrives with the wire
- * client (issue 12 line 4); until `PgPoolConfig.defaults` has a `pipeline` entry the variant
- * passes nothing and runs as plain `ours-sql` (its result says which). For another spelling of
- * the option: `BENCH_NOPIPE_OPTIONS='{"pipelineDepth":1}'`.
+ * `ours-sql-nopipe`: our pool with statement pipelining off (`pipeline: false`), or the options
+ * in `BENCH_NOPIPE_OPTIONS`.
  */
 const noPipeline: { readonly options: Record<string, unknown>; readonly note: string } = (() => {
   const env = process.env.BENCH_NOPIPE_OPTIONS
   if (env !== undefined && env !== "") {
     return { options: JSON.parse(env) as Record<string, unknown>, note: `options ${env} (BENCH_NOPIPE_OPTIONS)` }
   }
-  return Object.hasOwn(PgPoolConfig.defaults, "pipeline")
-    ? { options: { pipeline: false }, note: "pipeline: false" }
-    : { options: {}, note: "no pipeline option in PgPoolConfig yet: runs as ours-sql" }
+  return { options: { pipeline: false }, note: "pipeline: false" }
 })()
 
 const oursLayer = (max: number, min = 0) =>
