@@ -53,6 +53,19 @@ const runLeased = <A, E, B, E2, R2>(
   entry: Entry<A>,
   restore: Restore,
   f: (a: A) => Effect.Effect<B, E2, R2>
+): Effect.Effect<B, E2 | PoolError.PoolError, R2> => runLease(state, entry, undefined, restore, f)
+
+/**
+ * Runs `f` on a lease — `entry`'s whole, or `sharer`'s share of it — protected (a throw is a
+ * defect of the body; interruptible only inside `f`), then ends the lease however `f` ended:
+ * the holder of a lease revoked meanwhile gets `LeaseRevoked`.
+ */
+const runLease = <A, E, B, E2, R2>(
+  state: PoolState<A, E>,
+  entry: Entry<A>,
+  sharer: Sharer<A> | undefined,
+  restore: Restore,
+  f: (a: A) => Effect.Effect<B, E2, R2>
 ): Effect.Effect<B, E2 | PoolError.PoolError, R2> => {
   let body: Effect.Effect<B, E2, R2>
   try {
@@ -64,10 +77,8 @@ const runLeased = <A, E, B, E2, R2>(
     if (entry.state === "revoked") {
       return Effect.fail(Report.revokedError(state, Exit.isFailure(exit) ? exit.cause : undefined))
     }
-    const reset = Handoff.resetOf(state, entry)
-    if (reset !== undefined) return Effect.zipRight(Handoff.resetThenReturn(state, entry, reset), exit)
-    Handoff.giveBack(state, entry, undefined)
-    return exit
+    const returned = sharer === undefined ? Handoff.end(state, entry) : Handoff.endShared(state, sharer)
+    return returned === undefined ? exit : Effect.zipRight(returned, exit)
   })
 }
 
@@ -150,22 +161,7 @@ const runShared = <A, E, B, E2, R2>(
   sharer: Sharer<A>,
   restore: Restore,
   f: (a: A) => Effect.Effect<B, E2, R2>
-): Effect.Effect<B, E2 | PoolError.PoolError, R2> => {
-  const entry = sharer.entry
-  let body: Effect.Effect<B, E2, R2>
-  try {
-    body = f(entry.value)
-  } catch (defect) {
-    body = Effect.die(defect)
-  }
-  return Effect.flatMap(Effect.exit(restore(body)), (exit): Effect.Effect<B, E2 | PoolError.PoolError> => {
-    if (entry.state === "revoked") {
-      return Effect.fail(Report.revokedError(state, Exit.isFailure(exit) ? exit.cause : undefined))
-    }
-    const returned = Handoff.endShared(state, sharer)
-    return returned === undefined ? exit : Effect.zipRight(returned, exit)
-  })
-}
+): Effect.Effect<B, E2 | PoolError.PoolError, R2> => runLease(state, sharer.entry, sharer, restore, f)
 
 /** Leases an entry: an idle one at once, or waits (FIFO) for one. @internal */
 export const acquire = <A, E>(state: PoolState<A, E>): Effect.Effect<Entry<A>, E | PoolError.PoolError> =>

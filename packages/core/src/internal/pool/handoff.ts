@@ -135,6 +135,16 @@ export const endShared = <A, E>(state: PoolState<A, E>, sharer: Sharer<A>): Effe
     fillShared(state, entry)
     return undefined
   }
+  return end(state, entry)
+}
+
+/**
+ * Ends a lease on `entry` (a whole one, or the last of its shared ones): the returned effect
+ * resets and then returns it; `undefined` when it was returned at once (no reset to run).
+ *
+ * @internal
+ */
+export const end = <A, E>(state: PoolState<A, E>, entry: Entry<A>): Effect.Effect<void> | undefined => {
   const reset = resetOf(state, entry)
   if (reset !== undefined) return resetThenReturn(state, entry, reset)
   giveBack(state, entry, undefined)
@@ -149,10 +159,7 @@ export const resetOf = <A, E>(state: PoolState<A, E>, entry: Entry<A>): Effect.E
 export const release = <A, E>(state: PoolState<A, E>, entry: Entry<A>): Effect.Effect<void> =>
   Effect.suspend(() => {
     if (!isLeased(entry.state)) return Effect.void
-    const reset = resetOf(state, entry)
-    if (reset !== undefined) return resetThenReturn(state, entry, reset)
-    giveBack(state, entry, undefined)
-    return Effect.void
+    return end(state, entry) ?? Effect.void
   })
 
 /** @internal */
