@@ -15,6 +15,8 @@ import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgPool from "@scoped-pool/pg/PgPool"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import type { TestProject } from "vitest/node"
 import * as Database from "./internal/database.js"
@@ -115,11 +117,14 @@ export const start = async (options: Options = {}): Promise<Handle> => {
   const external = options.databaseUrl ?? process.env.TEST_DATABASE_URL
   const server = external !== undefined && external !== "" ? undefined : await PgServer.start(options.server)
   const url = server?.url ?? external!
+  // The setup's own runtime, for its life: whatever it runs ends with it (no default runtime).
+  const runtime = ManagedRuntime.make(Layer.empty)
   let template: string | null = null
   if (options.seed !== undefined) {
     try {
-      template = await Effect.runPromise(seedTemplate(url, options.seed))
+      template = await runtime.runPromise(seedTemplate(url, options.seed))
     } catch (error) {
+      await runtime.dispose()
       await server?.stop()
       throw error
     }
@@ -132,8 +137,12 @@ export const start = async (options: Options = {}): Promise<Handle> => {
       if (stopped) return
       stopped = true
       // An embedded server goes away with its template; an external one keeps nothing of ours.
-      if (server === undefined && template !== null) await Effect.runPromise(dropTemplate(url, template))
-      await server?.stop()
+      try {
+        if (server === undefined && template !== null) await runtime.runPromise(dropTemplate(url, template))
+      } finally {
+        await runtime.dispose()
+        await server?.stop()
+      }
     }
   }
 }

@@ -344,7 +344,9 @@ export const start = async (options: Options = {}): Promise<Server> => {
       child?.kill("SIGKILL")
     }
     try {
-      Fs.rmSync(home, { recursive: true, force: true, maxRetries: 20, retryDelay: 25 })
+      // Up to ~2 s: on a loaded machine the killed processes' last writes land late (500 ms
+      // was not always enough with two test files on two cores).
+      Fs.rmSync(home, { recursive: true, force: true, maxRetries: 80, retryDelay: 25 })
     } catch {
       // nothing more can be done while the process exits
     }
