@@ -73,6 +73,38 @@ describe("transports", () => {
     }).pipe(Effect.scoped))
 })
 
+describe("keepalive", () => {
+  // A socket's keepalive cannot be read back: the stream factory hands out sockets whose
+  // setKeepAlive is recorded (the wire client calls it on a socket it is given, as on its own).
+  const recorded = (calls: Array<[boolean, number]>) => () => {
+    const socket = Net.connect(options.port!, options.host)
+    const setKeepAlive = socket.setKeepAlive.bind(socket)
+    socket.setKeepAlive = (enable?: boolean, delay?: number) => {
+      calls.push([enable ?? false, delay ?? 0])
+      return setKeepAlive(enable, delay)
+    }
+    return socket
+  }
+
+  it.live("on by default, first probe after 30 s, on the session's socket and not on a cancel's", () =>
+    Effect.gen(function*() {
+      const calls: Array<[boolean, number]> = []
+      const conn = yield* PgConnection.make({ ...options, stream: recorded(calls) })
+      yield* Effect.exit(conn.query("SELECT pg_sleep(10)", []).pipe(Effect.timeout("100 millis")))
+      assert.deepStrictEqual(calls, [[true, 30_000]])
+    }).pipe(Effect.scoped))
+
+  it.live("keepAliveInitialDelay sets the first probe; keepAlive: false leaves it off", () =>
+    Effect.gen(function*() {
+      const delayed: Array<[boolean, number]> = []
+      yield* PgConnection.make({ ...options, keepAliveInitialDelay: "5 seconds", stream: recorded(delayed) })
+      assert.deepStrictEqual(delayed, [[true, 5_000]])
+      const off: Array<[boolean, number]> = []
+      yield* PgConnection.make({ ...options, keepAlive: false, stream: recorded(off) })
+      assert.deepStrictEqual(off, [])
+    }).pipe(Effect.scoped))
+})
+
 describe("protocol", () => {
   it.live("asking for 3.2: PostgreSQL 17 answers NegotiateProtocolVersion and the session runs on 3.0", () =>
     Effect.gen(function*() {
