@@ -4,8 +4,9 @@
  * server confirmed it (57014 and ReadyForQuery) or the connection was destroyed. Otherwise the
  * CancelRequest, still on its way, cancels the next borrower's statement.
  *
- * Each round runs a statement that ends within ±2 ms of the 50 ms `queryTimeout`, then a short
- * follower on the same pool of one connection; no follower may fail. Again through a proxy
+ * Each round runs a statement that ends within ±2 ms of the 50 ms `queryTimeout` (300 rounds),
+ * or every 11th one that surely times out, then a short follower on the same pool of one
+ * connection; no follower may fail. Again through a proxy
  * that delays only sockets opened after the pool connected: the cancel's side socket is one.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -19,10 +20,13 @@ import { testDb } from "../support/TestDb.js"
 
 const { applicationName, url } = testDb(import.meta.url, { within: "5 seconds" })
 
-const rounds = 300
+// 300 rounds at the edge, and every 11th round one that surely times out (100 ms): on a loaded
+// machine the timer can fire a few ms late for a whole run, and the edge rounds then all finish
+// first; the sure ones keep the cancel path (and the proxy's delayed side sockets) exercised.
+const rounds = 330
 
 // pg_sleep between 48 and 52 ms: deterministic jitter, so a failure can be replayed.
-const sleepOf = (i: number) => (0.048 + ((i * 7919) % 41) / 10_000).toFixed(4)
+const sleepOf = (i: number) => i % 11 === 10 ? "0.1000" : (0.048 + ((i * 7919) % 41) / 10_000).toFixed(4)
 
 const race = (poolUrl: string, app: string, beforeRounds: Effect.Effect<void> = Effect.void) =>
   Effect.gen(function*() {
