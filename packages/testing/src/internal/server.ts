@@ -340,7 +340,11 @@ export const start = async (options: Options = {}): Promise<Server> => {
     const pid = child?.pid
     if (pid !== undefined) {
       child?.kill("SIGSTOP") // frozen, it cannot start another child while its children die
-      spawnSync("pkill", ["-KILL", "-P", String(pid)], { stdio: "ignore" })
+      try {
+        spawnSync("pkill", ["-KILL", "-P", String(pid)], { stdio: "ignore" })
+      } catch {
+        // a process on its way out may fail to spawn one: the postmaster is killed all the same
+      }
       child?.kill("SIGKILL")
     }
     try {
