@@ -9,8 +9,9 @@
  * The protocol runs in `internal/wire` (plain TypeScript, no Effect): one state machine per
  * connection (`connecting | idle | busy | cancelling | closing | dead`). A connection accepts
  * several statements at once and pipelines them (written together, one Sync each, answered in
- * order); a cancel is exact (see `query`). The pool decides who may pipeline: today each lease
- * has its connection alone.
+ * order); a cancel is exact (see `query`). The pool decides who may pipeline: with
+ * `PgPoolOptions.pipeline` (the default), single statements outside transactions share a busy
+ * connection when the pool is at `max`; every other lease has its connection alone.
  *
  * @since 0.1.0
  */
