@@ -129,6 +129,8 @@ export interface QueryOptions {
  * @since 0.2.0
  * @category models
  */
+// The same union as the wire connection's own `ConnectionState`, written out: that one is
+// @internal, and stripped from the published declarations.
 export type ConnectionState =
   | "connecting"
   | "idle"
