@@ -124,13 +124,12 @@ export interface QueryOptions {
  * The connection's state: `connecting`, `idle`, `busy` (statements in flight), `copyIn` (a
  * `COPY … FROM STDIN` takes our data), `copyOut` (a `COPY … TO STDOUT` sends its rows),
  * `cancelling` (a CancelRequest in flight: nothing more is written until no signal can still
- * arrive), `closing` (every statement already failed; cancel, then Terminate), `dead`.
+ * arrive), `closing` (every statement already failed; cancel, then Terminate), `dead`. (The
+ * wire connection's own union, written out: that one is internal, and not published.)
  *
  * @since 0.2.0
  * @category models
  */
-// The same union as the wire connection's own `ConnectionState`, written out: that one is
-// @internal, and stripped from the published declarations.
 export type ConnectionState =
   | "connecting"
   | "idle"
