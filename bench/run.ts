@@ -4,7 +4,7 @@
  *   pnpm bench            full run (3 interleaved rounds; ~15 min on 2 cores)
  *   pnpm bench --quick    everyday run (1 round × 1 s; a few minutes)
  *   pnpm bench --copy     adds the COPY benchmark (1,000,000 rows; 100,000 with --quick)
- *   options: --rounds N, --ms N (measured window), --warmup N, --cap N, --copy-rows N,
+ *   options: --rounds N, --ms N (measured window), --warmup N, --cap N, --copy-rows N, --copy-rounds N,
  *            --only throughput,slowhead,lifecycle,copy   --contenders a,b,…
  *            --no-lifecycle, --no-slowhead, --no-pgbench, --tsx
  *
@@ -51,6 +51,9 @@ const warmupMs = opt("warmup", quick ? 500 : 1000)
 /** Bound on a close or a cancel before it counts as "did not finish". */
 const capMs = opt("cap", quick ? 2000 : 3000)
 const copyRows = opt("copy-rows", quick ? 100_000 : 1_000_000)
+// COPY rounds are short (~0.5 s each) and at the server's bound, where a round's noise is as large
+// as the difference between the contenders: more of them than of the throughput rounds.
+const copyRounds = opt("copy-rounds", quick ? 1 : Math.max(rounds, 7))
 const only = list("only")
 const section = (name: string, on: boolean) => only ? only.includes(name) : on
 const runThroughput = section("throughput", true)
@@ -414,7 +417,7 @@ const main = async () => {
       const lc = runLifecycle ? (quick ? 8 : 52) : 0
       const seconds = tp * (Math.max(warmupMs, 1000) + measureMs + 600) / 1000 +
         pgb * (Math.round(measureMs / 1000) + 0.3) +
-        sh * (Math.max(1000, warmupMs) + 4600) / 1000 + lc * 3.5 + (runCopy ? rounds * copyRows / 40_000 : 0)
+        sh * (Math.max(1000, warmupMs) + 4600) / 1000 + lc * 3.5 + (runCopy ? copyRounds * copyRows / 40_000 : 0)
       console.log(`expected duration: ~${Math.max(1, Math.round(seconds / 60))} min`)
     }
     const note = (c: string, result: Result | undefined) => {
@@ -595,8 +598,9 @@ const main = async () => {
         ]
       const perVariant = new Map<string, Array<Result>>()
       const skipped = new Map<string, string>()
-      for (let r = 0; r < rounds; r++) {
-        for (const v of copyVariants) {
+      for (let r = 0; r < copyRounds; r++) {
+        // Every other round in the reverse order: no contender always runs after the same one.
+        for (const v of r % 2 === 0 ? copyVariants : [...copyVariants].reverse()) {
           const key = `${v.c}|${v.workload}`
           if (skipped.has(key)) continue
           const result = await runContender(url, v.c, v.workload, ["--rows", String(copyRows)], 600_000)
@@ -685,7 +689,7 @@ const main = async () => {
       pgbench: pgbench ? "on PATH" : runThroughput ? "not on PATH or disabled (skipped)" : "not run",
       children: childMode,
       sections: { throughput: runThroughput, slowhead: runSlowHead, lifecycle: runLifecycle, copy: runCopy },
-      ...(runCopy ? { copyRows } : {}),
+      ...(runCopy ? { copyRows, copyRounds } : {}),
       notes,
       commit: git.commit,
       packagesDirty: git.packagesDirty,
@@ -1016,17 +1020,22 @@ const renderMarkdown = (
     md.push(
       "## COPY",
       "",
-      `${copy[0]!.rows.toLocaleString("en-US")} rows × 3 columns (int, text, float8), one connection.`,
+      `${copy[0]!.rows.toLocaleString("en-US")} rows × 3 columns (int, text, float8), one connection; medians of ${
+        meta.copyRounds ?? meta.rounds
+      } rounds, every other round in reverse order; a load's input is made before the clock starts, ` +
+        "and each contender's connection is made before it too.",
       "",
-      "| direction | contender | method | rows/s | × pg-copy-streams | ms | client CPU ms | peak RSS MB |",
-      "|---|---|---|---:|---:|---:|---:|---:|",
+      "| direction | contender | method | rows/s | × pg-copy-streams | ms | client CPU ms | peak RSS MB | ms, each round |",
+      "|---|---|---|---:|---:|---:|---:|---:|---|",
       ...copy.map((r) => {
         const b = base(r.direction)
         return r.skipped !== undefined
-          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — (${r.skipped}) |`
+          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — (${r.skipped}) | |`
           : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
             r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
-          } | ${fmt(r.elapsedMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb, 1)} |`
+          } | ${fmt(r.elapsedMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb, 1)} | ${
+            r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")
+          } |`
       }),
       ""
     )

@@ -120,6 +120,34 @@ describe("1. COPY as states of the wire connection", () => {
       assert.strictEqual(wire.state, "idle")
     }))
 
+  it.scopedLive("copyOut: rows of every size — a few bytes, about 128, past a 64 KiB slab — arrive byte for byte", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const width = (g: number) => (g * 37) % 300 + (g % 250 === 0 ? 70_000 : 0)
+      const request = wire.copyOut(
+        "COPY (SELECT g, repeat(chr(65 + g % 26), (g * 37) % 300 + CASE WHEN g % 250 = 0 THEN 70000 ELSE 0 END) " +
+          "FROM generate_series(1, 2000) g) TO STDOUT",
+        1 << 20,
+        undefined,
+        done.callback
+      )
+      const chunks: Array<Buffer> = []
+      for (;;) {
+        yield* copyUntil(wire, request, () => wire.copyReady(request))
+        const taken = wire.copyTake(request)
+        if (taken.length === 0 && request.state === "done") break
+        chunks.push(...taken)
+      }
+      const { error } = yield* done.wait
+      assert.isUndefined(error)
+      let expected = ""
+      for (let g = 1; g <= 2000; g++) expected += `${g}\t${String.fromCharCode(65 + g % 26).repeat(width(g))}\n`
+      const got = Buffer.concat(chunks)
+      assert.strictEqual(got.length, Buffer.byteLength(expected))
+      assert.isTrue(got.equals(Buffer.from(expected)))
+    }))
+
   it.scopedLive("copyIn × cancel → CopyFail, then the server's error and ReadyForQuery → idle; no row loaded", () =>
     Effect.gen(function*() {
       const t = yield* table("copy_wire_fail")
