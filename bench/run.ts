@@ -202,6 +202,31 @@ const buildChildren = async (): Promise<string> => {
   }
 }
 
+/**
+ * COPY rounds put the server and the contender on CPUs of their own, as they are on two machines
+ * in production: `taskset` pins the embedded server's postmaster (and so every backend it forks)
+ * to CPU 0 and each contender to CPU 1. A COPY of this size is bound by its backend, and on a
+ * shared pair of CPUs the client's threads (the JIT's and the GC's included) would take turns
+ * with it: a round would then measure the scheduler as much as the client. `undefined` when it
+ * cannot be done (one CPU, no taskset, a server not started here).
+ */
+const pinning = async (server: PgServer.PgServer | undefined) => {
+  if (server === undefined || cpus().length < 2 || !(await hasOnPath("taskset"))) return undefined
+  const postmaster = Number(readFileSync(join(server.dataDir, "postmaster.pid"), "utf8").split("\n")[0])
+  const set = (cpuList: string) =>
+    runChild("taskset", ["-a", "-p", "-c", cpuList, String(postmaster)], 10_000).then((r) => r.code === 0)
+  return {
+    pin: () => set("0"),
+    unpin: () => set(`0-${cpus().length - 1}`),
+    /** The command line of a pinned contender. */
+    command: (args: ReadonlyArray<string>): [string, ReadonlyArray<string>] => [
+      "taskset",
+      ["-c", "1", process.execPath, ...args]
+    ]
+  }
+}
+let pinnedCommand: ((args: ReadonlyArray<string>) => [string, ReadonlyArray<string>]) | undefined
+
 const runContender = async (
   url: string,
   contender: string,
@@ -223,7 +248,8 @@ const runContender = async (
   ]
   // One retry: on a loaded machine a child occasionally dies while loading.
   for (let attempt = 1;; attempt++) {
-    const { code, stderr, stdout } = await runChild(process.execPath, args, timeoutMs)
+    const [command, commandArgs] = pinnedCommand?.(args) ?? [process.execPath, args]
+    const { code, stderr, stdout } = await runChild(command, commandArgs, timeoutMs)
     const line = stdout.split("\n").reverse().find((l) => l.startsWith("RESULT "))
     if (code === 0 && line !== undefined) return JSON.parse(line.slice("RESULT ".length)) as Result
     console.error(`  ! ${contender} ${workload} ${extra.join(" ")} failed (exit ${code}): ${stderr.slice(-600)}`)
@@ -342,6 +368,10 @@ interface CopyRow {
   readonly rowsPerSecond: number | undefined
   readonly elapsedMs: number | undefined
   readonly cpuMs: number | undefined
+  /** The backend's on-CPU time, when the server runs here. */
+  readonly serverCpuMs: number | undefined
+  /** What the client adds to the backend's work: elapsed − server CPU, median of the rounds. */
+  readonly clientAddsMs: number | undefined
   readonly rssMb: number | undefined
   readonly skipped?: string
   readonly rounds: ReadonlyArray<Result>
@@ -377,7 +407,16 @@ const main = async () => {
   let url = process.env.BENCH_DATABASE_URL
   if (url === undefined) {
     console.log("starting an embedded PostgreSQL…")
-    server = await PgServer.start({ maxConnections: 400, settings: { max_locks_per_transaction: "128" } })
+    // Its data dir in memory when the machine has a tmpfs: a client benchmark, not a disk one (the
+    // COPY rounds write 50 MB each, and the disk's writeback would land on whichever round it hits).
+    const memoryDir = "/dev/shm"
+    const previousTmp = process.env.TMPDIR
+    if (process.env.TMPDIR === undefined && existsSync(memoryDir)) process.env.TMPDIR = memoryDir
+    try {
+      server = await PgServer.start({ maxConnections: 400, settings: { max_locks_per_transaction: "128" } })
+    } finally {
+      if (previousTmp === undefined) delete process.env.TMPDIR
+    }
     url = server.url
   }
   const admin = new pg.Client({ connectionString: url, application_name: "bench-admin" })
@@ -598,15 +637,30 @@ const main = async () => {
         ]
       const perVariant = new Map<string, Array<Result>>()
       const skipped = new Map<string, string>()
-      for (let r = 0; r < copyRounds; r++) {
-        // Every other round in the reverse order: no contender always runs after the same one.
-        for (const v of r % 2 === 0 ? copyVariants : [...copyVariants].reverse()) {
-          const key = `${v.c}|${v.workload}`
-          if (skipped.has(key)) continue
-          const result = await runContender(url, v.c, v.workload, ["--rows", String(copyRows)], 600_000)
-          if (result?.skipped !== undefined) skipped.set(key, result.skipped)
-          else if (result !== undefined) perVariant.set(key, [...(perVariant.get(key) ?? []), result])
+      const runCopyRounds = async () => {
+        for (let r = 0; r < copyRounds; r++) {
+          // Every other round in the reverse order: no contender always runs after the same one.
+          for (const v of r % 2 === 0 ? copyVariants : [...copyVariants].reverse()) {
+            const key = `${v.c}|${v.workload}`
+            if (skipped.has(key)) continue
+            const result = await runContender(url, v.c, v.workload, ["--rows", String(copyRows)], 600_000)
+            if (result?.skipped !== undefined) skipped.set(key, result.skipped)
+            else if (result !== undefined) perVariant.set(key, [...(perVariant.get(key) ?? []), result])
+          }
         }
+      }
+      const pins = await pinning(server)
+      if (pins !== undefined && await pins.pin()) {
+        pinnedCommand = pins.command
+        notes.push("COPY: the server on CPU 0, each contender on CPU 1 (taskset)")
+      } else {
+        notes.push("COPY: server and contenders share the CPUs (no taskset, one CPU, or a server not started here)")
+      }
+      try {
+        await runCopyRounds()
+      } finally {
+        pinnedCommand = undefined
+        await pins?.unpin()
       }
       for (const v of copyVariants) {
         const key = `${v.c}|${v.workload}`
@@ -621,6 +675,10 @@ const main = async () => {
           rowsPerSecond: m((x) => x.qps),
           elapsedMs: m((x) => x.elapsedMs),
           cpuMs: m((x) => x.cpuMs),
+          serverCpuMs: rs.every((x) => x.serverCpuMs !== undefined) ? m((x) => x.serverCpuMs) : undefined,
+          clientAddsMs: rs.every((x) => x.serverCpuMs !== undefined)
+            ? m((x) => (x.elapsedMs ?? 0) - (x.serverCpuMs ?? 0))
+            : undefined,
           rssMb: m((x) => x.rssMb),
           ...(skip !== undefined ? { skipped: skip } : {}),
           rounds: rs
@@ -630,7 +688,9 @@ const main = async () => {
           `copy ${v.direction.padEnd(6)} ${v.c.padEnd(16)} ${
             skip ?? (rs.length === 0
               ? "failed"
-              : `${fmt(row.rowsPerSecond)} rows/s (${fmt(row.elapsedMs)} ms, CPU ${fmt(row.cpuMs)} ms)`)
+              : `${fmt(row.rowsPerSecond)} rows/s (${fmt(row.elapsedMs)} ms, CPU ${fmt(row.cpuMs)} ms, server CPU ${
+                fmt(row.serverCpuMs)
+              } ms, client adds ${fmt(row.clientAddsMs)} ms)`)
           }`
         )
       }
@@ -664,7 +724,11 @@ const main = async () => {
     }
 
     const targets = evaluateTargets(all, slowHead, close, cancel, copy, { runThroughput, runSlowHead, runLifecycle })
-    console.log(`\ntargets (${rounds >= 3 ? `median of ${rounds} rounds` : `${rounds} round(s): indicative only`}):`)
+    console.log(
+      `\ntargets (${rounds >= 3 ? `median of ${rounds} rounds` : `${rounds} round(s): indicative only`}${
+        runCopy ? `; COPY: median of ${copyRounds}` : ""
+      }):`
+    )
     for (const t of targets) {
       console.log(
         `  ${t.status === "holds" ? "holds " : t.status === "misses" ? "MISSES" : "n/m   "}  ${t.target}: ${
@@ -1025,17 +1089,21 @@ const renderMarkdown = (
       } rounds, every other round in reverse order; a load's input is made before the clock starts, ` +
         "and each contender's connection is made before it too.",
       "",
-      "| direction | contender | method | rows/s | × pg-copy-streams | ms | client CPU ms | peak RSS MB | ms, each round |",
-      "|---|---|---|---:|---:|---:|---:|---:|---|",
+      "The backend's on-CPU time (`server CPU`, from /proc, when the server runs here) is most of each " +
+        "round: `client adds` is elapsed − server CPU (median of the rounds), what the client costs on top of " +
+        "the server's work, a figure the server's speed from round to round does not move.",
+      "",
+      "| direction | contender | method | rows/s | × pg-copy-streams | ms | server CPU ms | client adds ms | client CPU ms | peak RSS MB | ms, each round |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
       ...copy.map((r) => {
         const b = base(r.direction)
         return r.skipped !== undefined
-          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — (${r.skipped}) | |`
+          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — | — | — (${r.skipped}) | |`
           : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
             r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
-          } | ${fmt(r.elapsedMs)} | ${fmt(r.cpuMs)} | ${fmt(r.rssMb, 1)} | ${
-            r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")
-          } |`
+          } | ${fmt(r.elapsedMs)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.cpuMs)} | ${
+            fmt(r.rssMb, 1)
+          } | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
       }),
       ""
     )

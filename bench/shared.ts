@@ -5,6 +5,7 @@
  * COPY data. No `effect` import here: `bench/contender.ts` (Effect 3) and
  * `bench/effect4/contender.ts` (Effect 4) both import this file, each with its own Effect.
  */
+import { readFileSync } from "node:fs"
 import pg from "./pg.js"
 
 /** What a child reports: its last stdout line is `RESULT {json}`. */
@@ -36,6 +37,8 @@ export interface Result {
   readonly rows?: number
   readonly bytes?: number
   readonly cpuMs?: number
+  /** copy: on-CPU time of the server's backend over the same window (a server on this machine only). */
+  readonly serverCpuMs?: number
   /** Set when the contender cannot run this workload (yet); the runner reports it, not a failure. */
   readonly skipped?: string
   /** checkout: ns per Pool.use round trip (no I/O). */
@@ -402,7 +405,8 @@ export const cancelResult = (
 /** The table a COPY contender loads into (created, emptied and dropped by the contender). */
 export const copyTable = (contender: string): string => `bench_copy_${contender.replace(/[^a-z0-9]/g, "_")}`
 export const copyCreateSql = (table: string) =>
-  `DROP TABLE IF EXISTS ${table}; CREATE UNLOGGED TABLE ${table} (a int, b text, c float8)`
+  // No autovacuum: its worker would take CPU from the backend being measured (the table is dropped after).
+  `DROP TABLE IF EXISTS ${table}; CREATE UNLOGGED TABLE ${table} (a int, b text, c float8) WITH (autovacuum_enabled = off)`
 
 /** Row i of the data set. */
 export const copyRow = (i: number): readonly [number, string, number] => [i, `row-${i}`, i / 4]
@@ -426,7 +430,14 @@ export interface Moved {
   readonly bytes?: number
 }
 
-export const copyResult = (args: Args, moved: Moved, elapsedMs: number, cpuUs: number, note: string): Result => ({
+export const copyResult = (
+  args: Args,
+  moved: Moved,
+  elapsedMs: number,
+  cpuUs: number,
+  note: string,
+  serverCpuMs?: number
+): Result => ({
   contender: args.contender,
   workload: args.workload,
   rows: moved.rows,
@@ -434,14 +445,46 @@ export const copyResult = (args: Args, moved: Moved, elapsedMs: number, cpuUs: n
   elapsedMs: Math.round(elapsedMs),
   qps: Math.round(moved.rows / (elapsedMs / 1000)),
   cpuMs: Math.round(cpuUs / 1000),
+  ...(serverCpuMs !== undefined ? { serverCpuMs: Math.round(serverCpuMs) } : {}),
   rssMb: rssMb(),
   note
 })
 
-/** Reads a contender's CPU and wall time over `f` (promise contenders). */
-export const measureCopy = async (args: Args, f: () => Promise<Moved>, note: string): Promise<Result> => {
+/**
+ * The on-CPU time, in ms, of the backend process `pid` of a server on this machine (Linux's
+ * `/proc/<pid>/schedstat`, in ns); `undefined` when it cannot be read (a remote server). A COPY of
+ * this size is bound by its backend, whose speed swings between rounds on a shared machine:
+ * elapsed minus this is what the client adds.
+ */
+export const backendCpuMs = (pid: number | undefined): () => number | undefined => () => {
+  if (pid === undefined) return undefined
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6
+  } catch {
+    return undefined
+  }
+}
+
+/** The difference of a clock read at the start and at the end, when both could be read. */
+export const spanOf = (clock: () => number | undefined) => {
+  const start = clock()
+  return () => {
+    const end = clock()
+    return start === undefined || end === undefined ? undefined : end - start
+  }
+}
+
+/** Reads a contender's CPU and wall time over `f` (promise contenders), and its backend's with `server`. */
+export const measureCopy = async (
+  args: Args,
+  f: () => Promise<Moved>,
+  note: string,
+  server: () => number | undefined = () => undefined
+): Promise<Result> => {
+  const serverSpan = spanOf(server)
   const cpu0 = cpuMicros()
   const t0 = performance.now()
   const moved = await f()
-  return copyResult(args, moved, performance.now() - t0, cpuMicros() - cpu0, note)
+  const elapsed = performance.now() - t0
+  return copyResult(args, moved, elapsed, cpuMicros() - cpu0, note, serverSpan())
 }
