@@ -31,7 +31,8 @@ import { pipeline } from "node:stream/promises"
 import pg, { copyStreams } from "./pg.js"
 import {
   after,
-  backendCpuMs,
+  backendReader,
+  type BackendSpan,
   cancelResult,
   cancelTimeoutMs,
   copyCreateSql,
@@ -477,7 +478,7 @@ const countLines = (chunk: Uint8Array): number => {
 const measureCopyEffect = <E, R>(
   effect: Effect.Effect<Moved, E, R>,
   note: string,
-  server: () => number | undefined = () => undefined
+  server: () => BackendSpan | undefined = () => undefined
 ): Effect.Effect<Result, E, R> =>
   Effect.suspend(() => {
     const serverSpan = spanOf(server)
@@ -571,7 +572,7 @@ const runPgCopyStreams = async (): Promise<Result> => {
     }
     return { rows, bytes }
   }
-  const server = backendCpuMs((await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid)
+  const server = backendReader((await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid)
   const chunks = workload === "copy-from" ? copySource() : []
   for (let i = 0; i < WARM_COPIES; i++) {
     if (workload === "copy-from") {
@@ -626,7 +627,7 @@ const runOursCopy = async (): Promise<Result> => {
       const s = yield* Effect.promise(() => copySetup(!from))
       setup = s
       // The connection is made before the clock starts, as pg-copy-streams' client is connected.
-      const server = backendCpuMs(yield* warmConnection)
+      const server = backendReader(yield* warmConnection)
       const runFrom = (sql: string, chunks: Iterable<Buffer>) =>
         Stream.run(Stream.fromIterable(chunks), service.copyFrom!(sql))
       const runTo = (sql: string) =>

@@ -372,6 +372,8 @@ interface CopyRow {
   readonly serverCpuMs: number | undefined
   /** What the client adds to the backend's work: elapsed − server CPU, median of the rounds. */
   readonly clientAddsMs: number | undefined
+  /** How often the backend blocked in a round (median): 2 is the start and the end of the COPY. */
+  readonly serverWaits: number | undefined
   readonly rssMb: number | undefined
   readonly skipped?: string
   readonly rounds: ReadonlyArray<Result>
@@ -679,6 +681,7 @@ const main = async () => {
           clientAddsMs: rs.every((x) => x.serverCpuMs !== undefined)
             ? m((x) => (x.elapsedMs ?? 0) - (x.serverCpuMs ?? 0))
             : undefined,
+          serverWaits: rs.every((x) => x.serverWaits !== undefined) ? m((x) => x.serverWaits) : undefined,
           rssMb: m((x) => x.rssMb),
           ...(skip !== undefined ? { skipped: skip } : {}),
           rounds: rs
@@ -1091,19 +1094,21 @@ const renderMarkdown = (
       "",
       "The backend's on-CPU time (`server CPU`, from /proc, when the server runs here) is most of each " +
         "round: `client adds` is elapsed − server CPU (median of the rounds), what the client costs on top of " +
-        "the server's work, a figure the server's speed from round to round does not move.",
+        "the server's work, a figure the server's speed from round to round does not move; `server waits` is " +
+        "how often the backend blocked in a round (voluntary context switches, median): about 2 — the start " +
+        "and the end — means it never waited for the client in between.",
       "",
-      "| direction | contender | method | rows/s | × pg-copy-streams | ms | server CPU ms | client adds ms | client CPU ms | peak RSS MB | ms, each round |",
-      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+      "| direction | contender | method | rows/s | × pg-copy-streams | ms | server CPU ms | client adds ms | server waits | client CPU ms | peak RSS MB | ms, each round |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
       ...copy.map((r) => {
         const b = base(r.direction)
         return r.skipped !== undefined
-          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — | — | — (${r.skipped}) | |`
+          ? `| ${r.direction} | ${label(r.contender)} | ${r.method} | — | — | — | — | — | — | — | — (${r.skipped}) | |`
           : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
             r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
-          } | ${fmt(r.elapsedMs)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.cpuMs)} | ${
-            fmt(r.rssMb, 1)
-          } | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
+          } | ${fmt(r.elapsedMs)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.serverWaits)} | ${
+            fmt(r.cpuMs)
+          } | ${fmt(r.rssMb, 1)} | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
       }),
       ""
     )

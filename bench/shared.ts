@@ -39,6 +39,8 @@ export interface Result {
   readonly cpuMs?: number
   /** copy: on-CPU time of the server's backend over the same window (a server on this machine only). */
   readonly serverCpuMs?: number
+  /** copy: how often that backend blocked over the window (voluntary context switches). */
+  readonly serverWaits?: number
   /** Set when the contender cannot run this workload (yet); the runner reports it, not a failure. */
   readonly skipped?: string
   /** checkout: ns per Pool.use round trip (no I/O). */
@@ -436,7 +438,7 @@ export const copyResult = (
   elapsedMs: number,
   cpuUs: number,
   note: string,
-  serverCpuMs?: number
+  server?: BackendSpan
 ): Result => ({
   contender: args.contender,
   workload: args.workload,
@@ -445,32 +447,44 @@ export const copyResult = (
   elapsedMs: Math.round(elapsedMs),
   qps: Math.round(moved.rows / (elapsedMs / 1000)),
   cpuMs: Math.round(cpuUs / 1000),
-  ...(serverCpuMs !== undefined ? { serverCpuMs: Math.round(serverCpuMs) } : {}),
+  ...(server !== undefined ? { serverCpuMs: Math.round(server.cpuMs), serverWaits: server.waits } : {}),
   rssMb: rssMb(),
   note
 })
 
+/** What the backend did over a window: its on-CPU time, and how often it blocked (waited). */
+export interface BackendSpan {
+  readonly cpuMs: number
+  /** Voluntary context switches: each a wait for input (or for the socket to drain). */
+  readonly waits: number
+}
+
 /**
- * The on-CPU time, in ms, of the backend process `pid` of a server on this machine (Linux's
- * `/proc/<pid>/schedstat`, in ns); `undefined` when it cannot be read (a remote server). A COPY of
- * this size is bound by its backend, whose speed swings between rounds on a shared machine:
- * elapsed minus this is what the client adds.
+ * A reader of the backend process `pid` of a server on this machine (Linux: on-CPU ns in
+ * `/proc/<pid>/schedstat`, `voluntary_ctxt_switches` in `/proc/<pid>/status`); it reads
+ * `undefined` when it cannot (a remote server). A COPY of this size is bound by its backend,
+ * whose speed swings between rounds on a shared machine: elapsed minus its CPU time is what the
+ * client adds, and its waits say whether it ever waited for the client.
  */
-export const backendCpuMs = (pid: number | undefined): () => number | undefined => () => {
+export const backendReader = (pid: number | undefined) => (): BackendSpan | undefined => {
   if (pid === undefined) return undefined
   try {
-    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6
+    const cpuMs = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6
+    const waits = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1])
+    return Number.isFinite(cpuMs) && Number.isFinite(waits) ? { cpuMs, waits } : undefined
   } catch {
     return undefined
   }
 }
 
-/** The difference of a clock read at the start and at the end, when both could be read. */
-export const spanOf = (clock: () => number | undefined) => {
-  const start = clock()
-  return () => {
-    const end = clock()
-    return start === undefined || end === undefined ? undefined : end - start
+/** What `read` reports between now and the call of the function returned, when both reads worked. */
+export const spanOf = (read: () => BackendSpan | undefined) => {
+  const start = read()
+  return (): BackendSpan | undefined => {
+    const end = read()
+    return start === undefined || end === undefined
+      ? undefined
+      : { cpuMs: end.cpuMs - start.cpuMs, waits: end.waits - start.waits }
   }
 }
 
@@ -479,7 +493,7 @@ export const measureCopy = async (
   args: Args,
   f: () => Promise<Moved>,
   note: string,
-  server: () => number | undefined = () => undefined
+  server: () => BackendSpan | undefined = () => undefined
 ): Promise<Result> => {
   const serverSpan = spanOf(server)
   const cpu0 = cpuMicros()
