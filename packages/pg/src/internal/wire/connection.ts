@@ -656,6 +656,7 @@ export class WireConnection {
   // ---------------------------------------------------------------------------------------
   // Messages
 
+  /** Every backend message but CopyData, which the reader hands to `onCopyData` directly. */
   private onMessage(type: number, buf: Buffer, start: number, end: number): void {
     switch (type) {
       case Backend.DataRow:
@@ -718,8 +719,6 @@ export class WireConnection {
         // The server speaks an older minor version (3.0): carry on with it.
         this.protocolMinor = buf.readInt32BE(start) & 0xffff
         return
-      case Backend.CopyData:
-        return this.onCopyData(buf, start, end)
       case Backend.CopyInResponse:
         return this.onCopyInResponse()
       case Backend.CopyOutResponse:
