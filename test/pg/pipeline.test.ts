@@ -37,6 +37,14 @@ const burst = (pg: PgPool.PgPool.Service, count: number) =>
     { concurrency: "unbounded" }
   )
 
+/** `count` fibers at once, each running `SELECT pg_sleep(30)` on `pg`: returns the fibers. */
+const sleepers = (pg: PgPool.PgPool.Service, count: number) =>
+  Effect.forEach(
+    Array.from({ length: count }),
+    () => Effect.fork(pg.sql`SELECT pg_sleep(30)`),
+    { concurrency: "unbounded" }
+  )
+
 describe("12.4 pipelining across fibers", () => {
   it("12.4 the default is on, at depth 8, with a 10 ms slow-head bound", () => {
     assert.strictEqual(PgPoolConfig.defaults.pipeline, true)
@@ -236,11 +244,7 @@ describe("12.4 pipelining across fibers", () => {
       const scope = yield* Scope.make()
       const pg = yield* Scope.extend(poolOf({ min: 1, max: 1, closeTimeout: "100 millis" }), scope)
       // submitted together: all four are pipelined on the one connection before the head is slow
-      const fibers = yield* Effect.forEach(
-        Array.from({ length: 4 }),
-        () => Effect.fork(pg.sql`SELECT pg_sleep(30)`),
-        { concurrency: "unbounded" }
-      )
+      const fibers = yield* sleepers(pg, 4)
       yield* eventuallyActive(url, applicationName, { count: 1, queryLike: "%pg_sleep%", within: "2 seconds" })
       assert.strictEqual((yield* pg.stats).sharedLeases, 3)
       yield* Scope.close(scope, Exit.void)
@@ -254,11 +258,7 @@ describe("12.4 pipelining across fibers", () => {
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const pg = yield* Scope.extend(poolOf({ min: 1, max: 3, closeTimeout: "100 millis" }), scope)
-      const fibers = yield* Effect.forEach(
-        Array.from({ length: 10 }),
-        () => Effect.fork(pg.sql`SELECT pg_sleep(30)`),
-        { concurrency: "unbounded" }
-      )
+      const fibers = yield* sleepers(pg, 10)
       yield* eventuallyActive(url, applicationName, { count: 3, queryLike: "%pg_sleep%", within: "2 seconds" })
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(yield* Effect.promise(() => backendsOf(url, applicationName)), [])
