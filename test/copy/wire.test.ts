@@ -95,6 +95,7 @@ describe("1. COPY as states of the wire connection", () => {
       const request = wire.copyOut(
         "COPY (SELECT g, 'row ' || g FROM generate_series(1, 1000) g) TO STDOUT",
         1 << 20,
+        1,
         undefined,
         done.callback
       )
@@ -129,6 +130,7 @@ describe("1. COPY as states of the wire connection", () => {
         "COPY (SELECT g, repeat(chr(65 + g % 26), (g * 37) % 300 + CASE WHEN g % 250 = 0 THEN 70000 ELSE 0 END) " +
           "FROM generate_series(1, 2000) g) TO STDOUT",
         1 << 20,
+        1,
         undefined,
         done.callback
       )
@@ -194,6 +196,7 @@ describe("1. COPY as states of the wire connection", () => {
       const request = wire.copyOut(
         "COPY (SELECT g, repeat('x', 200), pg_sleep(0.001) FROM generate_series(1, 100000) g) TO STDOUT",
         1 << 20,
+        1,
         undefined,
         done.callback
       )
@@ -234,7 +237,7 @@ describe("1. a COPY has its connection alone", () => {
       const sleeping = recorder()
       wire.submit("SELECT pg_sleep(0.2)", undefined, false, false, undefined, sleeping.callback)
       const copy = recorder()
-      const request = wire.copyOut("COPY (SELECT 1) TO STDOUT", 1 << 20, undefined, copy.callback)
+      const request = wire.copyOut("COPY (SELECT 1) TO STDOUT", 1 << 20, 1, undefined, copy.callback)
       assert.strictEqual(request.state, "done")
       assert.instanceOf(copy.settled?.error, ClientError)
       assert.include(copy.settled!.error!.message, "a COPY needs the connection alone")
@@ -338,7 +341,7 @@ describe("1. a COPY through plain query fails typed and keeps the connection", (
       const t = yield* table("copy_wire_dir")
       const wire = yield* connect()
       const into = recorder()
-      wire.copyOut(`COPY ${t} FROM STDIN`, 1 << 20, undefined, into.callback)
+      wire.copyOut(`COPY ${t} FROM STDIN`, 1 << 20, 1, undefined, into.callback)
       const a = (yield* into.wait).error as CopyMisuse
       assert.strictEqual(a.misuse, "direction")
       const out = recorder()

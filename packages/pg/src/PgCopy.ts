@@ -52,6 +52,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import type { PoolError } from "@scoped-pool/core/PoolError"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { ParseError } from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
@@ -84,6 +85,16 @@ export interface CopyToOptions {
    * consumer catches up: memory stays bounded whatever the export's size. Default: 1 MiB.
    */
   readonly highWaterMark?: number | undefined
+  /**
+   * After a read that found no more of the export waiting, how long reading waits before the
+   * next, so that the server's rows gather and are read a few at once rather than each send
+   * waking the client (when both run on one host, the server pays for those wake-ups: a few
+   * percent of its CPU). Rows already read are delivered at once; an export's end is seen at
+   * most this much later. Applies on plain TCP and Unix sockets (not TLS, not a custom
+   * stream), and stops for a copy whose server outpaces it. `0` reads as soon as data comes.
+   * Default: 1 millisecond.
+   */
+  readonly readBatch?: Duration.DurationInput | undefined
 }
 
 /**

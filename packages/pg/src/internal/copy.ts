@@ -9,11 +9,14 @@
  *   copy that did not complete — interrupted, or its source failed: CopyFail, then the server's
  *   error and ReadyForQuery (bounded by cancelTimeout, else the connection is destroyed).
  * - `copyTo`: the COPY is sent when the stream starts; each pull takes what was read (the wire
- *   pauses the socket while too much waits); the finalizer cancels a copy still running on the
- *   server (a CancelRequest, exact as for a statement) and waits for its end.
+ *   pauses the socket while too much waits, and batches its reads); the finalizer cancels a
+ *   copy still running on the server (a CancelRequest, exact as for a statement) and waits for
+ *   its end.
  *
- * Both run on the connection they are given, which they must have alone (`acquire` leases one,
- * or takes the transaction's).
+ * Both check the statement first (a statement that is not a COPY takes no connection), then run
+ * on the connection their `connection` effect gives for the copy's scope, which they must have
+ * alone (`acquire` leases one, or takes the transaction's): one scope holds both the connection
+ * and the copy.
  *
  * @internal
  */
@@ -23,6 +26,7 @@ import type * as Pool from "@scoped-pool/core/Pool"
 import type { PoolError } from "@scoped-pool/core/PoolError"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -46,6 +50,9 @@ export type CopyError = PgCopyError | PgConnectionLost
 
 /** Copy-out: bytes read and not yet taken before the socket is paused. @internal */
 export const defaultHighWaterMark = 1024 * 1024
+
+/** Copy-out: how long reading waits after a read that drained the socket (`CopyToOptions.readBatch`). @internal */
+export const defaultReadBatch: Duration.DurationInput = Duration.millis(1)
 
 type Direction = "from" | "to"
 
@@ -168,18 +175,20 @@ class Copy {
 
 /** Sends the COPY; the scope's finalizer ends it if it has not ended by then. */
 const open = (
-  host: Host,
+  conn: PgConnection.PgConnection,
   sql: string,
   direction: Direction,
-  highWaterMark: number
-): Effect.Effect<Copy, PgCopyError, Scope.Scope> => {
-  if (!COPY_STATEMENT.test(sql)) return Effect.fail(notCopy(direction, sql))
+  highWaterMark: number,
+  batchMillis: number
+): Effect.Effect<Copy, never, Scope.Scope> => {
+  const host = hostOf(conn)
+  if (host === undefined) return Effect.die(new TypeError(notOurs))
   return Effect.acquireRelease(
     Effect.sync(() => {
       const copy = new Copy(host, direction)
       copy.request = direction === "from"
         ? host.wire.copyIn(sql, undefined, copy.settled)
-        : host.wire.copyOut(sql, highWaterMark, undefined, copy.settled)
+        : host.wire.copyOut(sql, highWaterMark, batchMillis, undefined, copy.settled)
       return copy
     }),
     (copy) => copy.close
@@ -231,20 +240,19 @@ const endedEarly = (copy: Copy): Effect.Effect<never, CopyError> =>
   Effect.flatMap(copy.outcome, () => Effect.dieMessage("a COPY FROM STDIN ended before its data, without an error"))
 
 /**
- * `COPY … FROM STDIN` of the sink's input, on `conn` (which it must have alone): completes with
- * the row count from the server's CommandComplete.
+ * `COPY … FROM STDIN` of the sink's input, on the connection `connection` gives: completes
+ * with the row count from the server's CommandComplete.
  *
  * @internal
  */
-export const copyFrom = (
-  conn: PgConnection.PgConnection,
+export const copyFrom = <E>(
+  connection: Effect.Effect<PgConnection.PgConnection, E, Scope.Scope>,
   sql: string
-): Sink.Sink<number, Uint8Array, never, CopyError> => {
-  const host = hostOf(conn)
-  if (host === undefined) return Sink.die(new TypeError(notOurs))
+): Sink.Sink<number, Uint8Array, never, E | CopyError> => {
+  if (!COPY_STATEMENT.test(sql)) return Sink.fail(notCopy("from", sql))
   return Sink.unwrapScoped(Effect.gen(function*() {
-    const copy = yield* open(host, sql, "from", 0)
-    const wire = host.wire
+    const copy = yield* open(yield* connection, sql, "from", 0, 0)
+    const wire = copy.host.wire
     // Interruptible: a COPY waiting for a lock is interrupted here, and the finalizer cancels it.
     yield* copy.waitFor(() => wire.copyReady(copy.request))
     if (copy.done) {
@@ -269,27 +277,29 @@ export const copyFrom = (
 }
 
 /**
- * `COPY … TO STDOUT` as a stream of byte chunks (whole rows, as the server sent them), on
- * `conn` (which it must have alone).
+ * `COPY … TO STDOUT` as a stream of byte chunks (whole rows, as the server sent them), on the
+ * connection `connection` gives; reading waits `batchMillis` after a read that drained the
+ * socket (0: never; see the wire's `afterCopyRead`).
  *
  * @internal
  */
-export const copyTo = (
-  conn: PgConnection.PgConnection,
+export const copyTo = <E>(
+  connection: Effect.Effect<PgConnection.PgConnection, E, Scope.Scope>,
   sql: string,
-  highWaterMark: number
-): Stream.Stream<Uint8Array, CopyError> => {
-  const host = hostOf(conn)
-  if (host === undefined) return Stream.die(new TypeError(notOurs))
-  return Stream.unwrapScoped(Effect.map(open(host, sql, "to", highWaterMark), (copy) => {
-    const wire = host.wire
+  highWaterMark: number,
+  batchMillis: number
+): Stream.Stream<Uint8Array, E | CopyError> => {
+  if (!COPY_STATEMENT.test(sql)) return Stream.fail(notCopy("to", sql))
+  return Stream.unwrapScoped(Effect.gen(function*() {
+    const copy = yield* open(yield* connection, sql, "to", highWaterMark, batchMillis)
+    const wire = copy.host.wire
     const ready = () => wire.copyReady(copy.request)
     const pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<CopyError>> = Effect.suspend(() => {
       const chunks = wire.copyTake(copy.request)
       if (chunks.length > 0) return Effect.succeed(Chunk.unsafeFromArray<Uint8Array>(chunks))
       if (copy.done) {
         return Effect.fail(
-          copy.error === undefined ? Option.none() : Option.some(toCopyError(copy.error, "to", host))
+          copy.error === undefined ? Option.none() : Option.some(toCopyError(copy.error, "to", copy.host))
         )
       }
       return Effect.flatMap(copy.waitFor(ready), () => pull)

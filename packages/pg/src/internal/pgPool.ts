@@ -13,6 +13,7 @@ import { PoolConfigError } from "@scoped-pool/core/PoolError"
 import * as PoolOptions from "@scoped-pool/core/PoolOptions"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
@@ -120,12 +121,7 @@ export const make = (
     })
     // COPY: on the transaction's connection inside withTransaction, else on a lease of its own.
     const copyFrom = (statement: string): Sink.Sink<number, Uint8Array, never, PgCopy.CopyError> =>
-      Sink.unwrapScoped(
-        Effect.map(
-          Copy.acquire(pool),
-          (conn): Sink.Sink<number, Uint8Array, never, PgCopy.CopyError> => Copy.copyFrom(conn, statement)
-        )
-      )
+      Copy.copyFrom(Copy.acquire(pool), statement)
     const copyTo = (
       statement: string,
       copyOptions?: PgCopy.CopyToOptions
@@ -134,7 +130,16 @@ export const make = (
       if (!Number.isInteger(highWaterMark) || highWaterMark <= 0) {
         return Stream.die(new RangeError(`copyTo: highWaterMark must be a positive integer, got ${highWaterMark}`))
       }
-      return Stream.unwrapScoped(Effect.map(Copy.acquire(pool), (conn) => Copy.copyTo(conn, statement, highWaterMark)))
+      const batch = Duration.decodeUnknown(copyOptions?.readBatch ?? Copy.defaultReadBatch)
+      const batchMillis = Option.isSome(batch) ? Duration.toMillis(batch.value) : NaN
+      if (!(batchMillis >= 0 && batchMillis < 2 ** 31)) {
+        return Stream.die(
+          new RangeError(
+            `copyTo: readBatch must be a finite duration of 0 or more, got ${String(copyOptions?.readBatch)}`
+          )
+        )
+      }
+      return Copy.copyTo(Copy.acquire(pool), statement, highWaterMark, batchMillis)
     }
 
     // What PgClient.layer puts there: the options as given, filled from the URL.

@@ -141,9 +141,23 @@ export class CopyChannel {
   readonly chunks: Array<Buffer> = []
   bytes = 0
   waiter: (() => void) | undefined = undefined
+  /**
+   * Copy-out read batching (see `afterCopyRead`): `reading`; `held`, reading paused until
+   * `holdTimer` fires; or `off` (not asked for, not a plain socket, or the server outpaced a hold).
+   */
+  read: "reading" | "held" | "off"
+  holdTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  /** Bytes read since the copy's last hold began (or the copy began), and when that was. */
+  gathered = 0
+  heldAt = performance.now()
 
-  /** Copy-out: reading pauses while this many bytes wait to be taken. */
-  constructor(readonly highWaterMark: number) {}
+  /**
+   * Copy-out: reading pauses while `highWaterMark` bytes wait to be taken, and for
+   * `batchMillis` after a read that drained the socket (0: never).
+   */
+  constructor(readonly highWaterMark: number, readonly batchMillis: number) {
+    this.read = batchMillis > 0 ? "reading" : "off"
+  }
 
   wake(): void {
     const waiter = this.waiter
@@ -207,8 +221,22 @@ const COPY_GATHER = 64 * 1024
 const COPY_WINDOW = 1024 * 1024
 /** Copy-out payloads up to this size are copied into the slab byte by byte (see `onCopyData`). */
 const COPY_SMALL = 128
-/** The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read. */
+/** A socket read this long may have left data in the kernel's buffer: Node reads 64 KiB at a time. */
+const FULL_READ = 64 * 1024
+/**
+ * Bytes per millisecond: a copy-out whose server sends faster than this (from one hold to the
+ * next) stops batching. Its reads are full without it, and a hold could fill the kernel's
+ * buffer (128 KiB before Linux grows it) and stall the server.
+ */
+const BATCH_RATE_MAX = 256 * 1024
+/**
+ * The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read.
+ * A copy's first slab is COPY_SLAB_FIRST bytes, each next one twice the last, up to COPY_SLAB: a
+ * small export (a few rows) then costs a small buffer from Node's shared pool rather than a
+ * 64 KiB allocation of its own, which the garbage collector pays for.
+ */
 const COPY_SLAB = 64 * 1024
+const COPY_SLAB_FIRST = 1024
 
 /** How a statement ends: its outcome, its results, the notices it raised. @internal */
 export type Callback = (error: Outcome | undefined, results: Array<Result>, notices: Array<Notice> | undefined) => void
@@ -398,6 +426,8 @@ export class WireConnection {
   private abortOpen: (() => void) | undefined = undefined
   // copy-out: payloads joined in a slab; [copyStart, copyEnd) is read and not yet delivered
   private copySlab: Buffer | undefined = undefined
+  /** The size of the copy's next slab (see COPY_SLAB_FIRST). */
+  private copySlabSize = COPY_SLAB_FIRST
   private copyStart = 0
   private copyEnd = 0
 
@@ -426,8 +456,11 @@ export class WireConnection {
     if (previous === "copyIn" || next === "copyIn") this.inflight[0]?.copy?.wake()
     if (previous === "copyOut") {
       // What was read and not delivered is dropped (left before the copy's end: a cancel, a
-      // close, the socket lost), the slab goes with the copy, and reading goes on.
+      // close, the socket lost), the slab goes with the copy, a hold ends, and reading goes on.
+      const copy = this.inflight[0]?.copy
+      if (copy !== undefined) this.endHold(copy, "off")
       this.copySlab = undefined
+      this.copySlabSize = COPY_SLAB_FIRST
       this.copyStart = this.copyEnd = 0
       this.updateFlow()
     }
@@ -540,7 +573,10 @@ export class WireConnection {
 
   private attach(stream: Duplex): void {
     this.stream = stream
-    stream.on("data", (chunk: Buffer) => this.reader.feed(chunk))
+    stream.on("data", (chunk: Buffer) => {
+      this.reader.feed(chunk)
+      if (this.state === "copyOut") this.afterCopyRead(chunk.length)
+    })
     stream.on("error", (error: Error & { code?: string }) => this.onStreamEnd(error))
     stream.on("close", () => this.onStreamEnd(undefined))
     stream.on("drain", () => {
@@ -1532,7 +1568,7 @@ export class WireConnection {
    * COPY has the session alone, and nothing is written behind it until it ends.
    */
   copyIn(sql: string, context: unknown, callback: Callback): Request {
-    return this.openCopy(Kind.CopyIn, sql, 0, context, callback)
+    return this.openCopy(Kind.CopyIn, sql, 0, 0, context, callback)
   }
 
   /**
@@ -1540,13 +1576,28 @@ export class WireConnection {
    * `copyTake`, and reading the socket pauses while `highWaterMark` bytes wait to be taken.
    * A cancel is a CancelRequest, exact as for any statement. Otherwise as `copyIn`.
    */
-  copyOut(sql: string, highWaterMark: number, context: unknown, callback: Callback): Request {
-    return this.openCopy(Kind.CopyOut, sql, highWaterMark, context, callback)
+  copyOut(
+    sql: string,
+    highWaterMark: number,
+    batchMillis: number,
+    context: unknown,
+    callback: Callback
+  ): Request {
+    return this.openCopy(Kind.CopyOut, sql, highWaterMark, batchMillis, context, callback)
   }
 
-  private openCopy(kind: Kind, sql: string, highWaterMark: number, context: unknown, callback: Callback): Request {
+  private openCopy(
+    kind: Kind,
+    sql: string,
+    highWaterMark: number,
+    batchMillis: number,
+    context: unknown,
+    callback: Callback
+  ): Request {
     const request = new Request(kind, sql, [], false, false, 0, callback, context)
-    request.copy = new CopyChannel(highWaterMark)
+    // Batching needs Node's plain 64 KiB socket reads: not TLS records, not a user's stream.
+    const batchable = !this.tls && this.options.endpoint.stream === undefined
+    request.copy = new CopyChannel(highWaterMark, batchable ? batchMillis : 0)
     if (this.depth > 0 && this.usable) {
       request.state = "done"
       request.callback = undefined
@@ -1672,7 +1723,8 @@ export class WireConnection {
     let slab = this.copySlab
     if (slab === undefined || this.copyEnd + length > slab.length) {
       this.deliverCopyOut()
-      slab = this.copySlab = Buffer.allocUnsafe(Math.max(COPY_SLAB, length))
+      slab = this.copySlab = Buffer.allocUnsafe(Math.max(this.copySlabSize, length))
+      if (this.copySlabSize < COPY_SLAB) this.copySlabSize *= 2
       this.copyStart = this.copyEnd = 0
     }
     // The first payload since the last delivery: deliver once this socket chunk is parsed.
@@ -1705,12 +1757,53 @@ export class WireConnection {
     this.transition("busy")
   }
 
-  /** Reading the socket pauses while a copy-out's data waits to be taken past its highWaterMark, and only then. */
+  /**
+   * Copy-out read batching. A read shorter than a full one drained the kernel's buffer: the
+   * server is slower than we read, and each of its sends (8 KiB) would wake this process to
+   * read it — a wake-up the server's process pays for when both run on one host (about 5 % of
+   * an export's server CPU, bench/README "COPY"). So reading holds for the copy's batchMillis,
+   * the rows gather in the kernel's buffer meanwhile, and they are read in a few full reads.
+   * Rows read are delivered at once: a hold delays reading only, by at most batchMillis at a
+   * time (the copy's end is seen that much later at most). A server that sent more than
+   * BATCH_RATE_MAX bytes a millisecond since the last hold outpaces holding: batching stops for
+   * the rest of the copy.
+   */
+  private afterCopyRead(length: number): void {
+    const copy = this.inflight[0]?.copy
+    if (copy === undefined || copy.read !== "reading") return
+    copy.gathered += length
+    if (length >= FULL_READ) return
+    const now = performance.now()
+    if (copy.gathered > BATCH_RATE_MAX * (now - copy.heldAt)) {
+      copy.read = "off"
+      return
+    }
+    copy.gathered = 0
+    copy.heldAt = now
+    copy.read = "held"
+    const timer = setTimeout(() => {
+      if (copy.holdTimer !== timer) return
+      this.endHold(copy, "reading")
+      this.updateFlow()
+    }, copy.batchMillis)
+    timer.unref?.()
+    copy.holdTimer = timer
+    this.updateFlow()
+  }
+
+  /** Ends a copy-out's hold: its timer fired (`reading` again), or the copy-out ended (`off`, its timer cleared). */
+  private endHold(copy: CopyChannel, next: "reading" | "off"): void {
+    if (copy.holdTimer !== undefined) clearTimeout(copy.holdTimer)
+    copy.holdTimer = undefined
+    if (copy.read === "held" || next === "off") copy.read = next
+  }
+
+  /** Reading the socket pauses while a copy-out's data waits to be taken past its highWaterMark, or its reading is held; only then. */
   private updateFlow(): void {
     const stream = this.stream
     if (stream === undefined) return
     const copy = this.state === "copyOut" ? this.inflight[0]?.copy : undefined
-    if (copy !== undefined && copy.bytes >= copy.highWaterMark) {
+    if (copy !== undefined && (copy.read === "held" || copy.bytes >= copy.highWaterMark)) {
       if (!stream.isPaused()) stream.pause()
     } else if (stream.isPaused()) {
       stream.resume()
