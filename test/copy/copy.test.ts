@@ -10,8 +10,10 @@ import { SqlError } from "@effect/sql/SqlError"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { PgCopy, PgPool } from "@scoped-pool/pg"
 import { PgCopyError, PgQueryError } from "@scoped-pool/pg/PgError"
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -180,6 +182,38 @@ describe("1. copyFrom and copyTo on PgPool and on its PgClient", () => {
         const wrong = yield* Effect.flip(Stream.runDrain(pg.copyTo(`COPY ${t} FROM STDIN`)))
         assert.strictEqual((wrong as PgCopyError).reason, "WrongDirection")
         assert.include(wrong.message, "run it with copyFrom")
+      }))
+
+    it.scoped("1. a statement that is not a COPY fails before it takes a connection: with the only one leased, at once", () =>
+      Effect.gen(function*() {
+        const pg = yield* PgPool.PgPool
+        const held = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          pg.use(() => Effect.zipRight(Deferred.succeed(held, undefined), Deferred.await(release)))
+        )
+        yield* Deferred.await(held)
+        // A lease would wait for the one connection (acquireTimeout 1 s) and fail with a PoolError.
+        const error = yield* Effect.flip(Stream.run(Stream.make(lines(1, 1)), pg.copyFrom("DELETE FROM nowhere")))
+        assert.strictEqual((error as PgCopyError).reason, "NotCopy")
+        const wrong = yield* Effect.flip(Stream.runDrain(pg.copyTo("SELECT 1")))
+        assert.strictEqual((wrong as PgCopyError).reason, "NotCopy")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+      }))
+
+    it.scoped("1. copyTo's options: readBatch 0 reads as data comes; an infinite readBatch or a highWaterMark of 0 is a defect, nothing sent", () =>
+      Effect.gen(function*() {
+        const pg = yield* PgPool.PgPool
+        const sql = "COPY (SELECT g FROM generate_series(1, 5000) g) TO STDOUT"
+        for (const readBatch of [0, "5 millis"] as const) {
+          assert.strictEqual(text(yield* Stream.runCollect(pg.copyTo(sql, { readBatch }))).split("\n").length - 1, 5000)
+        }
+        const infinite = yield* Effect.exit(Stream.runDrain(pg.copyTo(sql, { readBatch: Duration.infinity })))
+        assert.isTrue(Exit.isFailure(infinite) && Cause.isDie(infinite.cause))
+        assert.include(String(Cause.squash((infinite as Exit.Failure<unknown, unknown>).cause)), "readBatch")
+        const empty = yield* Effect.exit(Stream.runDrain(pg.copyTo(sql, { highWaterMark: 0 })))
+        assert.isTrue(Exit.isFailure(empty) && Cause.isDie(empty.cause))
       }))
   })
 })

@@ -230,6 +230,101 @@ describe("1. COPY as states of the wire connection", () => {
     }))
 })
 
+/** Reads a copy-out to its end, noting its read-batching states while in `copyOut`. */
+const drainCopyOut = (wire: WireConnection, request: Parameters<WireConnection["copyWait"]>[0]) =>
+  Effect.gen(function*() {
+    const chunks: Array<Buffer> = []
+    const reads = new Set<string>()
+    for (;;) {
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      if (wire.state === "copyOut") reads.add(request.copy!.read)
+      const taken = wire.copyTake(request)
+      if (taken.length === 0 && request.state === "done") break
+      chunks.push(...taken)
+    }
+    return { chunks, reads }
+  })
+
+const medianLength = (chunks: ReadonlyArray<Buffer>) =>
+  chunks.map((c) => c.length).sort((a, b) => a - b)[chunks.length >> 1]!
+
+describe("2. copy-out read batching", () => {
+  // 100,000 rows of ~108 bytes: a server producing them is slower than we read (about 80 KB a ms here).
+  const rows = 100_000
+  const narrow = `COPY (SELECT g, repeat('x', 100) FROM generate_series(1, ${rows}) g) TO STDOUT`
+  let narrowBytes = 0
+  for (let g = 1; g <= rows; g++) narrowBytes += String(g).length + 102
+
+  it.scopedLive("a read that drains the socket holds reading for batchMillis: the rows come in full reads, byte for byte", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(narrow, 1 << 20, 5, undefined, done.callback)
+      const { chunks, reads } = yield* drainCopyOut(wire, request)
+      assert.isUndefined((yield* done.wait).error)
+      assert.isTrue(reads.has("held"))
+      // Without holds each read takes what one or two of the server's 8 KiB sends left.
+      assert.isAtLeast(medianLength(chunks), 32 * 1024)
+      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), narrowBytes)
+      for (const chunk of chunks) assert.strictEqual(chunk[chunk.length - 1], 10)
+      assert.strictEqual(wire.state, "idle")
+      assert.strictEqual(request.copy!.read, "off")
+    }))
+
+  it.scopedLive("batchMillis 0 reads as data comes: never held", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(narrow, 1 << 20, 0, undefined, done.callback)
+      const { chunks, reads } = yield* drainCopyOut(wire, request)
+      assert.isUndefined((yield* done.wait).error)
+      assert.deepStrictEqual([...reads], ["off"])
+      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), narrowBytes)
+    }))
+
+  it.scopedLive("a server that outpaces holding (wide rows, hundreds of MB/s): batching stops for that copy", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(
+        "COPY (SELECT repeat('y', 60000) FROM generate_series(1, 400)) TO STDOUT",
+        1 << 20,
+        1,
+        undefined,
+        done.callback
+      )
+      const { chunks, reads } = yield* drainCopyOut(wire, request)
+      assert.isUndefined((yield* done.wait).error)
+      assert.isTrue(reads.has("off"))
+      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), 400 * 60001)
+    }))
+
+  it.scopedLive("a hold ends with the copy-out: a cancel while reading is held for 60 s is answered at once, the hold over, its timer cleared", () =>
+    Effect.gen(function*() {
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyOut(
+        "COPY (SELECT g, repeat('x', 200), pg_sleep(0.001) FROM generate_series(1, 100000) g) TO STDOUT",
+        1 << 20,
+        60_000,
+        undefined,
+        done.callback
+      )
+      // Its first rows come with the server's first flush (8 KiB, some 40 ms in), a short read: held.
+      yield* copyUntil(wire, request, () => wire.copyTake(request).length > 0 || request.state === "done")
+      assert.strictEqual(request.copy!.read, "held")
+      const t0 = performance.now()
+      wire.cancel(request, "interrupt")
+      const { error } = yield* done.wait
+      assert.strictEqual((error as ServerError).code, "57014")
+      // Held, the server's error would wait for the hold's 60 s in the kernel's buffer.
+      assert.isBelow(performance.now() - t0, 20_000)
+      assert.strictEqual(request.copy!.read, "off")
+      assert.isUndefined(request.copy!.holdTimer)
+      assert.strictEqual(wire.state, "idle")
+    }))
+})
+
 describe("1. a COPY has its connection alone", () => {
   it.scopedLive("a connection with a statement in flight does not get a COPY: it fails at once, typed", () =>
     Effect.gen(function*() {

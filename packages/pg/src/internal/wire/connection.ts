@@ -224,16 +224,18 @@ const COPY_SMALL = 128
 /** A socket read this long may have left data in the kernel's buffer: Node reads 64 KiB at a time. */
 const FULL_READ = 64 * 1024
 /**
- * Bytes per millisecond: a copy-out whose server sends faster than this (from one hold to the
- * next) stops batching. Its reads are full without it, and a hold could fill the kernel's
- * buffer (128 KiB before Linux grows it) and stall the server.
+ * Bytes per millisecond (128 MB/s): a copy-out whose server sent faster than this since the last
+ * hold began stops batching. A hold of a millisecond would then fill the kernel's receive buffer
+ * (128 KiB before Linux grows it), stall the server and cap the export's speed; a server that
+ * fast fills our reads without holding.
  */
-const BATCH_RATE_MAX = 256 * 1024
+const BATCH_RATE_MAX = 128 * 1024
 /**
  * The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read.
- * A copy's first slab is COPY_SLAB_FIRST bytes, each next one twice the last, up to COPY_SLAB: a
- * small export (a few rows) then costs a small buffer from Node's shared pool rather than a
- * 64 KiB allocation of its own, which the garbage collector pays for.
+ * A slab is sized to the read it starts with, and at least COPY_SLAB_FIRST bytes for a copy's
+ * first, twice that for the next, up to COPY_SLAB: a small export (a few rows) then costs a
+ * small buffer from Node's shared pool rather than a 64 KiB allocation of its own, which the
+ * garbage collector pays for.
  */
 const COPY_SLAB = 64 * 1024
 const COPY_SLAB_FIRST = 1024
@@ -1721,9 +1723,12 @@ export class WireConnection {
     if (this.state !== "copyOut") return // dropped: not ours to read
     const length = end - start
     let slab = this.copySlab
-    if (slab === undefined || this.copyEnd + length > slab.length) {
+    // A read is one chunk: the first payload of a socket chunk takes a new slab unless the rest
+    // of the last one holds all that the chunk can carry (at most COPY_SLAB).
+    const need = this.copyEnd === this.copyStart ? Math.max(length, Math.min(buf.length - start, COPY_SLAB)) : length
+    if (slab === undefined || this.copyEnd + need > slab.length) {
       this.deliverCopyOut()
-      slab = this.copySlab = Buffer.allocUnsafe(Math.max(this.copySlabSize, length))
+      slab = this.copySlab = Buffer.allocUnsafe(Math.max(this.copySlabSize, need))
       if (this.copySlabSize < COPY_SLAB) this.copySlabSize *= 2
       this.copyStart = this.copyEnd = 0
     }
