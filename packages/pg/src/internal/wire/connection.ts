@@ -85,6 +85,8 @@ export interface ConnectOptions {
   readonly types: TypeParsers | undefined
   /** Prepared statements kept per connection (LRU). */
   readonly statementCacheSize: number
+  /** Copy-out batching stops past this server rate, in bytes a millisecond. Default: BATCH_RATE_MAX. */
+  readonly copyBatchRateMax?: number | undefined
 }
 
 /** A NoticeResponse. @internal */
@@ -224,12 +226,14 @@ const COPY_SMALL = 128
 /** A socket read this long may have left data in the kernel's buffer: Node reads 64 KiB at a time. */
 const FULL_READ = 64 * 1024
 /**
- * Bytes per millisecond (128 MB/s): a copy-out whose server sent faster than this since the last
- * hold began stops batching. A hold of a millisecond would then fill the kernel's receive buffer
- * (128 KiB before Linux grows it), stall the server and cap the export's speed; a server that
- * fast fills our reads without holding.
+ * Bytes per millisecond (256 MB/s): a copy-out whose server sent faster than this since the last
+ * hold began stops batching: a server that fast fills our reads without holding, and holds
+ * would fill the kernel's receive buffer (128 KiB before Linux grows it, about 0.5 MiB once it
+ * has) and stall it. Below it, a hold can still fill a small buffer: an export at 100-256 MB/s
+ * may read slower with batching than without (`readBatch: 0`). Rates seen from one hold to the
+ * next include bursts: a server that exports 80 MB/s on average (the bench here) shows 150.
  */
-const BATCH_RATE_MAX = 128 * 1024
+const BATCH_RATE_MAX = 256 * 1024
 /**
  * The copy-out slab: consecutive CopyData payloads are joined in it, one chunk per socket read.
  * A slab is sized to the read it starts with, and at least COPY_SLAB_FIRST bytes for a copy's
@@ -1779,7 +1783,7 @@ export class WireConnection {
     copy.gathered += length
     if (length >= FULL_READ) return
     const now = performance.now()
-    if (copy.gathered > BATCH_RATE_MAX * (now - copy.heldAt)) {
+    if (copy.gathered > (this.options.copyBatchRateMax ?? BATCH_RATE_MAX) * (now - copy.heldAt)) {
       copy.read = "off"
       return
     }
