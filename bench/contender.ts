@@ -611,7 +611,7 @@ const runPgCopyStreams = async (): Promise<Result> => {
  */
 interface CopyApi {
   readonly copyFrom?: (sql: string) => Sink.Sink<number, Uint8Array, unknown, unknown>
-  readonly copyTo?: (sql: string) => Stream.Stream<Uint8Array, unknown>
+  readonly copyTo?: (sql: string, options?: { readonly readBatch?: number }) => Stream.Stream<Uint8Array, unknown>
 }
 
 const runOursCopy = async (): Promise<Result> => {
@@ -632,7 +632,7 @@ const runOursCopy = async (): Promise<Result> => {
         Stream.run(Stream.fromIterable(chunks), service.copyFrom!(sql))
       const runTo = (sql: string) =>
         Stream.runFold(
-          service.copyTo!(sql),
+          service.copyTo!(sql, args.readBatch === undefined ? undefined : { readBatch: args.readBatch }),
           { rows: 0, bytes: 0 },
           (acc, chunk) => ({ rows: acc.rows + countLines(chunk), bytes: acc.bytes + chunk.length })
         )
@@ -651,7 +651,11 @@ const runOursCopy = async (): Promise<Result> => {
           "ours copyFrom, text format, ~64 KB chunks",
           server
         )
-        : measureCopyEffect(runTo(copyExportSql(s.table)), "ours copyTo, text format", server))
+        : measureCopyEffect(
+          runTo(copyExportSql(s.table)),
+          `ours copyTo, text format${args.readBatch === undefined ? "" : `, readBatch ${args.readBatch} ms`}`,
+          server
+        ))
     }).pipe(Effect.provide(oursLayer(1)), Effect.scoped) as Effect.Effect<Result>
   )
   await setup?.verifyAndDrop(args.rows)

@@ -65,6 +65,8 @@ export interface Args {
   readonly capMs: number
   /** copy: rows to load / export. */
   readonly rows: number
+  /** copy-to, ours: `CopyToOptions.readBatch` in ms (`--read-batch`); the library's default when absent. */
+  readonly readBatch: number | undefined
   /** The unlogged table of this contender's insert workloads. */
   readonly table: string
 }
@@ -86,6 +88,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
     app: flag("app", `bench-${contender}`),
     capMs: Number(flag("cap", "3000")),
     rows: Number(flag("rows", "1000000")),
+    readBatch: rest.includes("--read-batch") ? Number(flag("read-batch", "")) : undefined,
     table: tableOf(contender)
   }
 }
