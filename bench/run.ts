@@ -1007,9 +1007,9 @@ const evaluateTargets = (
     const paired = (a: CopyRow | undefined) => a?.paired?.ratio
     const pairedFigures = (a: CopyRow | undefined, b: CopyRow | undefined) =>
       a?.skipped ??
-        `round by round, median of ${a?.paired?.of ?? 0}; faster in ${a?.paired?.won ?? 0}; medians ${figures(a, b)} (${
-          fmt(ratio(a, b), 2)
-        }×)`
+        `round by round ${fmt(a?.paired?.ratio, 3)} (median of ${a?.paired?.of ?? 0}; faster in ${
+          a?.paired?.won ?? 0
+        }); medians ${figures(a, b)} (${fmt(ratio(a, b), 2)}×)`
     const load = ours("load")
     const exp = ours("export")
     out.push(

@@ -13,6 +13,10 @@
  *   is pipelined with it.
  * - Backpressure both ways: the sink waits for the socket to drain; the stream stops reading the
  *   socket while `highWaterMark` bytes wait for a slow consumer.
+ * - `copyTo` batches its reads (`readBatch`, default 1 ms): the server's rows are read a few
+ *   64 KiB reads at a time instead of each of its sends waking the client.
+ * - A statement that is not a COPY fails with `PgCopyError` (`NotCopy`) before any connection
+ *   is taken.
  * - Interrupting a `copyFrom`, or its source failing, sends CopyFail: nothing is loaded, and the
  *   caller resumes once the server has answered (within `cancelTimeout`, else the connection is
  *   destroyed). Interrupting a `copyTo` cancels the COPY on the server. A row the server rejects
