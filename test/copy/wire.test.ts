@@ -257,18 +257,24 @@ describe("2. copy-out read batching", () => {
   const narrow = `COPY (SELECT g, repeat('x', 100) FROM generate_series(1, ${rows}) g) TO STDOUT`
   let narrowBytes = 0
   for (let g = 1; g <= rows; g++) narrowBytes += String(g).length + 102
-
-  it.scopedLive("a read that drains the socket holds reading for batchMillis: the rows come in full reads, byte for byte", () =>
+  /** The narrow export read to its end on a connection of its own, all its bytes checked. */
+  const exportNarrow = (batchMillis: number) =>
     Effect.gen(function*() {
       const wire = yield* connect()
       const done = recorder()
-      const request = wire.copyOut(narrow, 1 << 20, 5, undefined, done.callback)
+      const request = wire.copyOut(narrow, 1 << 20, batchMillis, undefined, done.callback)
       const { chunks, reads } = yield* drainCopyOut(wire, request)
       assert.isUndefined((yield* done.wait).error)
+      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), narrowBytes)
+      return { wire, request, chunks, reads }
+    })
+
+  it.scopedLive("a read that drains the socket holds reading for batchMillis: the rows come in full reads, byte for byte", () =>
+    Effect.gen(function*() {
+      const { chunks, reads, request, wire } = yield* exportNarrow(5)
       assert.isTrue(reads.has("held"))
       // Without holds each read takes what one or two of the server's 8 KiB sends left.
       assert.isAtLeast(medianLength(chunks), 32 * 1024)
-      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), narrowBytes)
       for (const chunk of chunks) assert.strictEqual(chunk[chunk.length - 1], 10)
       assert.strictEqual(wire.state, "idle")
       assert.strictEqual(request.copy!.read, "off")
@@ -276,13 +282,8 @@ describe("2. copy-out read batching", () => {
 
   it.scopedLive("batchMillis 0 reads as data comes: never held", () =>
     Effect.gen(function*() {
-      const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyOut(narrow, 1 << 20, 0, undefined, done.callback)
-      const { chunks, reads } = yield* drainCopyOut(wire, request)
-      assert.isUndefined((yield* done.wait).error)
+      const { reads } = yield* exportNarrow(0)
       assert.deepStrictEqual([...reads], ["off"])
-      assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), narrowBytes)
     }))
 
   it.scopedLive("a server that outpaces holding: batching stops for that copy", () =>

@@ -1579,8 +1579,9 @@ export class WireConnection {
 
   /**
    * Opens a `COPY … TO STDOUT`: in `copyOut` the server's CopyData payloads are gathered for
-   * `copyTake`, and reading the socket pauses while `highWaterMark` bytes wait to be taken.
-   * A cancel is a CancelRequest, exact as for any statement. Otherwise as `copyIn`.
+   * `copyTake`, and reading the socket pauses while `highWaterMark` bytes wait to be taken, and
+   * for `batchMillis` after a read that drained it (0: never; see `afterCopyRead`). A cancel is
+   * a CancelRequest, exact as for any statement. Otherwise as `copyIn`.
    */
   copyOut(
     sql: string,
