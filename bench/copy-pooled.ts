@@ -4,7 +4,8 @@
  * that moment), median and rounds won over all the runs' rounds, with the backends' CPU time the
  * same way and what each client adds on top of its backend (elapsed − server CPU). One run's 11
  * rounds leave the median a few percent to either side on this machine (the backend's own time
- * for identical work moves by 5-50 % between rounds); pooled runs narrow it.
+ * for identical work moves by 5-50 % between rounds); pooled runs narrow it, and a bootstrap
+ * interval of the median says by how much.
  *
  *   node --import tsx bench/copy-pooled.ts bench/results/copy-runs/*.json
  *
@@ -24,6 +25,18 @@ interface CopyRow {
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 
+/** The 2.5th and 97.5th percentiles of the median over 10,000 resamples (a fixed seed: the same interval each run). */
+const bootstrap = (xs: ReadonlyArray<number>): readonly [number, number] => {
+  let seed = 1
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+  const medians: Array<number> = []
+  for (let b = 0; b < 10_000; b++) {
+    medians.push(median(Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)]!)))
+  }
+  medians.sort((a, b) => a - b)
+  return [medians[250]!, medians[9750]!]
+}
+
 const comparisons: ReadonlyArray<readonly [direction: "load" | "export", ours: string, theirs: string]> = [
   ["load", "COPY FROM STDIN (copyFrom)", "COPY FROM STDIN"],
   ["export", "COPY TO STDOUT (copyTo)", "COPY TO STDOUT"],
@@ -40,7 +53,7 @@ const runs = files.map((f) => (JSON.parse(readFileSync(f, "utf8")) as { copy: Re
 
 console.log(`${files.length} runs\n`)
 console.log(
-  "| direction | ours | against | median ratio | rounds ours was faster | server CPU, theirs ÷ ours | client adds, ours / theirs (ms) |"
+  "| direction | ours | against | median ratio (bootstrap 95 %) | rounds ours was faster | server CPU, theirs ÷ ours | client adds, ours / theirs (ms) |"
 )
 console.log("|---|---|---|---:|---:|---:|---:|")
 for (const [direction, ours, theirs] of comparisons) {
@@ -64,10 +77,10 @@ for (const [direction, ours, theirs] of comparisons) {
   }
   if (ratios.length === 0) continue
   console.log(
-    `| ${direction} | ${ours} | ${theirs} | ${median(ratios).toFixed(3)} | ${
-      ratios.filter((x) => x > 1).length
-    } / ${ratios.length} | ${server.length ? median(server).toFixed(3) : "—"} | ${
-      adds.length ? `${median(adds).toFixed(0)} / ${median(theirAdds).toFixed(0)}` : "—"
-    } |`
+    `| ${direction} | ${ours} | ${theirs} | ${median(ratios).toFixed(3)} (${
+      bootstrap(ratios).map((x) => x.toFixed(3)).join("–")
+    }) | ${ratios.filter((x) => x > 1).length} / ${ratios.length} | ${
+      server.length ? median(server).toFixed(3) : "—"
+    } | ${adds.length ? `${median(adds).toFixed(0)} / ${median(theirAdds).toFixed(0)}` : "—"} |`
   )
 }
