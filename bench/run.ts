@@ -374,6 +374,8 @@ interface CopyRow {
   readonly clientAddsMs: number | undefined
   /** How often the backend blocked in a round (median): 2 is the start and the end of the COPY. */
   readonly serverWaits: number | undefined
+  /** CPU time the hypervisor took from the machine in a round (all CPUs, `steal` in /proc/stat), median. */
+  readonly stealMs: number | undefined
   readonly rssMb: number | undefined
   readonly skipped?: string
   readonly rounds: ReadonlyArray<Result>
@@ -717,6 +719,7 @@ const main = async () => {
             ? m((x) => (x.elapsedMs ?? 0) - (x.serverCpuMs ?? 0))
             : undefined,
           serverWaits: rs.every((x) => x.serverWaits !== undefined) ? m((x) => x.serverWaits) : undefined,
+          stealMs: rs.every((x) => x.stealMs !== undefined) ? m((x) => x.stealMs) : undefined,
           rssMb: m((x) => x.rssMb),
           ...(skip !== undefined ? { skipped: skip } : {}),
           rounds: rs,
@@ -1147,27 +1150,29 @@ const renderMarkdown = (
         "round: `client adds` is elapsed − server CPU (median of the rounds), what the client costs on top of " +
         "the server's work, a figure the server's speed from round to round does not move; `server waits` is " +
         "how often the backend blocked in a round (voluntary context switches, median): about 2 — the start " +
-        "and the end — means it never waited for the client in between.",
+        "and the end — means it never waited for the client in between. `steal ms` is the CPU time the " +
+        "hypervisor took from the machine in a round (all CPUs, `steal` in /proc/stat, median): time the " +
+        "backend was ready and could not run.",
       "",
       "`× pg-copy-streams` is the ratio of the medians; `round by round` is the median of the rounds' own " +
         "ratios (pg-copy-streams' time ÷ ours in the same round: the two run one after the other, at the " +
         "server's speed of that moment) and in how many rounds ours was the faster.",
       "",
-      "| direction | contender | method | rows/s | × pg-copy-streams | round by round | ms | server CPU ms | client adds ms | server waits | client CPU ms | peak RSS MB | ms, each round |",
-      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+      "| direction | contender | method | rows/s | × pg-copy-streams | round by round | ms | server CPU ms | client adds ms | server waits | steal ms | client CPU ms | peak RSS MB | ms, each round |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
       ...copy.map((r) => {
         const b = base(r.direction)
         return r.skipped !== undefined
           ? `| ${r.direction} | ${
             label(r.contender)
-          } | ${r.method} | — | — | — | — | — | — | — | — | — (${r.skipped}) | |`
+          } | ${r.method} | — | — | — | — | — | — | — | — | — | — (${r.skipped}) | |`
           : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
             r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
           } | ${r.paired ? `${fmt(r.paired.ratio, 3)} (${r.paired.won}/${r.paired.of})` : "—"} | ${
             fmt(r.elapsedMs)
-          } | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.serverWaits)} | ${fmt(r.cpuMs)} | ${
-            fmt(r.rssMb, 1)
-          } | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
+          } | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.serverWaits)} | ${fmt(r.stealMs)} | ${
+            fmt(r.cpuMs)
+          } | ${fmt(r.rssMb, 1)} | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
       }),
       ""
     )

@@ -41,6 +41,8 @@ export interface Result {
   readonly serverCpuMs?: number
   /** copy: how often that backend blocked over the window (voluntary context switches). */
   readonly serverWaits?: number
+  /** copy: CPU time the hypervisor took from this machine over the window, all CPUs (`steal` in /proc/stat). */
+  readonly stealMs?: number
   /** Set when the contender cannot run this workload (yet); the runner reports it, not a failure. */
   readonly skipped?: string
   /** checkout: ns per Pool.use round trip (no I/O). */
@@ -450,7 +452,9 @@ export const copyResult = (
   elapsedMs: Math.round(elapsedMs),
   qps: Math.round(moved.rows / (elapsedMs / 1000)),
   cpuMs: Math.round(cpuUs / 1000),
-  ...(server !== undefined ? { serverCpuMs: Math.round(server.cpuMs), serverWaits: server.waits } : {}),
+  ...(server !== undefined
+    ? { serverCpuMs: Math.round(server.cpuMs), serverWaits: server.waits, stealMs: Math.round(server.stealMs) }
+    : {}),
   rssMb: rssMb(),
   note
 })
@@ -460,7 +464,15 @@ export interface BackendSpan {
   readonly cpuMs: number
   /** Voluntary context switches: each a wait for input (or for the socket to drain). */
   readonly waits: number
+  /**
+   * CPU time the hypervisor took from this machine's CPUs (`steal` of /proc/stat's `cpu` line,
+   * in USER_HZ ticks of 10 ms): time the backend could not run although it was ready.
+   */
+  readonly stealMs: number
 }
+
+/** /proc/stat's `steal` over all CPUs, in ms (ticks of 10 ms). */
+const stealMs = (): number => Number(/^cpu\s+(?:\d+\s+){7}(\d+)/m.exec(readFileSync("/proc/stat", "utf8"))?.[1]) * 10
 
 /**
  * A reader of the backend process `pid` of a server on this machine (Linux: on-CPU ns in
@@ -474,7 +486,10 @@ export const backendReader = (pid: number | undefined) => (): BackendSpan | unde
   try {
     const cpuMs = Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / 1e6
     const waits = Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1])
-    return Number.isFinite(cpuMs) && Number.isFinite(waits) ? { cpuMs, waits } : undefined
+    const steal = stealMs()
+    return Number.isFinite(cpuMs) && Number.isFinite(waits) && Number.isFinite(steal)
+      ? { cpuMs, waits, stealMs: steal }
+      : undefined
   } catch {
     return undefined
   }
@@ -487,7 +502,7 @@ export const spanOf = (read: () => BackendSpan | undefined) => {
     const end = read()
     return start === undefined || end === undefined
       ? undefined
-      : { cpuMs: end.cpuMs - start.cpuMs, waits: end.waits - start.waits }
+      : { cpuMs: end.cpuMs - start.cpuMs, waits: end.waits - start.waits, stealMs: end.stealMs - start.stealMs }
   }
 }
 
