@@ -52,6 +52,26 @@ describe("PgServer.start", () => {
     60_000
   )
 
+  // Regression: POSIX shared-memory segments outlived servers killed outright (235 of them,
+  // 122 MB, in /dev/shm on one machine); in the data dir they go with it.
+  it.scopedLive("keeps its dynamic shared memory in its data dir, none in /dev/shm", () =>
+    Effect.gen(function*() {
+      const segments = () =>
+        new Set(Fs.existsSync("/dev/shm") ? Fs.readdirSync("/dev/shm").filter((f) => f.startsWith("PostgreSQL.")) : [])
+      const before = segments()
+      const server = yield* Effect.acquireRelease(Effect.promise(() => PgServer.start()), (s) => Effect.promise(s.stop))
+      const type = yield* Effect.flatMap(
+        PgPool.PgPool,
+        (pg) => pg.sql<{ type: string }>`SELECT current_setting('dynamic_shared_memory_type') AS type`
+      ).pipe(
+        Effect.provide(PgPool.layer({ url: Redacted.make(server.url), max: 1, applicationName: "test-PgServer" })),
+        Effect.map((rows) => rows[0]!.type)
+      )
+      assert.strictEqual(type, "mmap")
+      assert.isTrue(Fs.existsSync(Path.join(server.dataDir, "pg_dynshmem")))
+      assert.deepStrictEqual([...segments()].filter((f) => !before.has(f)), [])
+    }), 60_000)
+
   it.live("runs as a normal user (as nobody through setpriv when the tests run as root)", () =>
     Effect.sync(() => {
       const script = Path.join(here, "fixtures", "start-stop.ts")

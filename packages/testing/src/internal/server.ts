@@ -313,6 +313,9 @@ export const start = async (options: Options = {}): Promise<Server> => {
     synchronous_commit: "off",
     full_page_writes: "off",
     shared_buffers: "64MB",
+    // Dynamic shared memory as files in the data dir, removed with it: POSIX segments
+    // (/dev/shm/PostgreSQL.*) outlive a server killed outright, and pile up on a CI machine.
+    dynamic_shared_memory_type: "mmap",
     ...options.settings
   }
   let child: ChildProcess | undefined
