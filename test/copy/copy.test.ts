@@ -184,6 +184,25 @@ describe("1. copyFrom and copyTo on PgPool and on its PgClient", () => {
         assert.include(wrong.message, "run it with copyFrom")
       }))
 
+    it.scoped("1. copyFrom sends its data ahead of the server's CopyInResponse; a COPY that reads none of it (FROM PROGRAM) completes with its own row count, nothing of the input loaded", () =>
+      Effect.gen(function*() {
+        const t = yield* table("copy_api_program")
+        const pg = yield* PgPool.PgPool
+        const pid = yield* backendPid
+        // The whole input (a few rows, 64 KB) goes out before the server answers the COPY, which
+        // reads a program's output instead: what went ahead is ignored.
+        const rows = yield* Stream.run(
+          Stream.make(lines(1, 3), new Uint8Array(Buffer.alloc(64 * 1024, "9\tx\n"))),
+          pg.copyFrom(`COPY ${t} FROM PROGRAM 'printf "101\\tp\\n102\\tq\\n"'`)
+        )
+        assert.strictEqual(rows, 2)
+        const loaded = yield* admin(`SELECT a, b FROM ${t} ORDER BY a`)
+        assert.deepStrictEqual(loaded.rows, [{ a: 101, b: "p" }, { a: 102, b: "q" }])
+        assert.strictEqual(yield* backendPid, pid)
+        assert.strictEqual(yield* Stream.run(Stream.make(lines(1, 3)), pg.copyFrom(`COPY ${t} FROM STDIN`)), 3)
+        assert.strictEqual(yield* countOf(t), 5)
+      }))
+
     it.scoped("1. a statement that is not a COPY fails before it takes a connection: with the only one leased, at once", () =>
       Effect.gen(function*() {
         const pg = yield* PgPool.PgPool

@@ -12,6 +12,7 @@ import { CopyMisuse, type Result, type WireConnection } from "../../packages/pg/
 import { ClientError, ConnectionLost, type Outcome, ServerError } from "../../packages/pg/src/internal/wire/errors.js"
 import { optionsFromUrl } from "../pg/options.js"
 import { withClient } from "../support/backends.js"
+import { spawnFixture } from "../support/child.js"
 import { testDb } from "../support/TestDb.js"
 
 const { applicationName, url } = testDb(import.meta.url)
@@ -100,18 +101,25 @@ const medianLength = (chunks: ReadonlyArray<Buffer>) =>
   chunks.map((c) => c.length).sort((a, b) => a - b)[chunks.length >> 1]!
 
 describe("1. COPY as states of the wire connection", () => {
-  it.scopedLive("busy × CopyInResponse → copyIn; CopyData, CopyDone → busy; the row count at ReadyForQuery → idle", () =>
+  it.scopedLive("busy × CopyInResponse → copyIn; CopyData (ahead of the response, then in copyIn), CopyDone → busy; the row count at ReadyForQuery → idle", () =>
     Effect.gen(function*() {
       const t = yield* table("copy_wire_in")
       const wire = yield* connect()
       const done = recorder()
       const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
       assert.strictEqual(wire.state, "busy")
+      // Written: data may go ahead of the CopyInResponse; CopyDone may not.
       yield* copyUntil(wire, request, () => wire.copyReady(request))
-      assert.strictEqual(wire.state, "copyIn")
+      assert.strictEqual(wire.state, "busy")
+      assert.strictEqual(request.copy!.input, "ahead")
+      assert.isFalse(wire.copyEndable(request))
       assert.isTrue(wire.copyWrite(request, bytes("1\tone\n2\ttwo\n")))
+      yield* copyUntil(wire, request, () => wire.copyEndable(request))
+      assert.strictEqual(wire.state, "copyIn")
+      assert.strictEqual(request.copy!.input, "open")
       assert.isTrue(wire.copyWrite(request, bytes("3\tthree\n")))
       wire.copyDone(request)
+      assert.strictEqual(request.copy!.input, "over")
       assert.strictEqual(wire.state, "busy")
       const { error, results } = yield* done.wait
       assert.isUndefined(error)
@@ -164,7 +172,8 @@ describe("1. COPY as states of the wire connection", () => {
       const wire = yield* connect()
       const done = recorder()
       const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
-      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      yield* copyUntil(wire, request, () => wire.copyEndable(request))
+      assert.strictEqual(wire.state, "copyIn")
       wire.copyWrite(request, bytes("1\tone\n"))
       wire.cancel(request, "interrupt")
       // no CancelRequest: the episode only bounds the wait for the server's answer
@@ -178,6 +187,27 @@ describe("1. COPY as states of the wire connection", () => {
       assert.isTrue(wire.usable)
     }))
 
+  it.scopedLive("busy (data sent ahead) × cancel → cancelling: the COPY is ended on its CopyInResponse (CopyFail, the Sync), → idle; no row loaded, the session usable", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_fail_ahead")
+      const wire = yield* connect()
+      const done = recorder()
+      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      assert.isTrue(wire.copyWrite(request, bytes("1\tone\n")))
+      assert.strictEqual(wire.state, "busy")
+      wire.cancel(request, "interrupt")
+      assert.strictEqual(wire.state, "cancelling")
+      assert.isFalse(wire.copyWrite(request, bytes("2\ttwo\n")))
+      const { error } = yield* done.wait
+      assert.strictEqual((error as ServerError).code, "57014")
+      assert.strictEqual(wire.state, "idle")
+      assert.strictEqual(yield* countOf(t), 0)
+      const next = recorder()
+      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
+      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+    }))
+
   it.scopedLive("copyIn × ErrorResponse (a bad row) → busy, the Sync the copy swallowed is sent, → idle with the error", () =>
     Effect.gen(function*() {
       const t = yield* table("copy_wire_bad")
@@ -186,6 +216,7 @@ describe("1. COPY as states of the wire connection", () => {
       const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
       yield* copyUntil(wire, request, () => wire.copyReady(request))
       wire.copyWrite(request, bytes("1\tone\nnot-a-number\ttwo\n"))
+      yield* copyUntil(wire, request, () => wire.copyEndable(request))
       wire.copyDone(request)
       const { error } = yield* done.wait
       assert.strictEqual((error as ServerError).code, "22P02")
@@ -195,6 +226,36 @@ describe("1. COPY as states of the wire connection", () => {
       const next = recorder()
       wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
       assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+    }))
+
+  it.scopedLive("data sent ahead for a COPY that fails before copy-in (a missing table) is ignored: the error, the session usable, no byte of it in the next COPY", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_ahead")
+      const wire = yield* connect()
+      const failed = recorder()
+      const request = wire.copyIn("COPY copy_wire_no_such_table FROM STDIN", undefined, failed.callback)
+      yield* copyUntil(wire, request, () => wire.copyReady(request))
+      // Sent ahead of the server's answer, which is an error: the server skips to the Sync sent
+      // with the COPY, then ignores CopyData outside a COPY.
+      assert.isTrue(wire.copyWrite(request, bytes("99\tleaked\n")))
+      assert.isTrue(wire.copyWrite(request, Buffer.alloc(20_000, "98\tleaked too\n")))
+      assert.isFalse(wire.copyEndable(request))
+      const { error } = yield* failed.wait
+      assert.strictEqual((error as ServerError).code, "42P01")
+      assert.strictEqual(request.copy!.input, "ahead")
+      assert.isFalse(wire.copyWrite(request, bytes("97\tafter its end\n")))
+      assert.strictEqual(wire.state, "idle")
+      const next = recorder()
+      const into = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, next.callback)
+      yield* copyUntil(wire, into, () => wire.copyEndable(into))
+      assert.isTrue(wire.copyWrite(into, bytes("1\tone\n")))
+      wire.copyDone(into)
+      assert.strictEqual((yield* next.wait).results[0]!.rowCount, 1)
+      const rows = yield* admin(`SELECT a, b FROM ${t}`)
+      assert.deepStrictEqual(rows.rows, [{ a: 1, b: "one" }])
+      const after = recorder()
+      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, after.callback)
+      assert.deepStrictEqual((yield* after.wait).results[0]!.rows, [{ one: 1 }])
     }))
 
   it.scopedLive("copyOut × cancel → cancelling (a CancelRequest: exact, as a statement) → idle", () =>
@@ -270,14 +331,32 @@ describe("2. copy-out read batching", () => {
       // The rate past which batching stops (256 KiB a ms by default) set to 8 KiB a ms, which wide
       // rows pass even with both cores busy: what is tested is the rule, not this machine's speed.
       const wire = yield* connect({}, 8 * 1024)
+      // Bursts of 20 wide rows, 5 ms apart: each pause drains the socket (a short read), after a
+      // burst far faster than the rate, whether or not the client kept up within the burst.
       const { chunks, reads, settled } = yield* runCopyOut(
         wire,
-        "COPY (SELECT repeat('y', 60000) FROM generate_series(1, 400)) TO STDOUT"
+        "COPY (SELECT repeat('y', 60000) FROM generate_series(1, 400) g " +
+          "WHERE g % 20 <> 0 OR (SELECT true FROM pg_sleep(0.005))) TO STDOUT"
       )
       assert.isUndefined(settled.error)
-      assert.isTrue(reads.has("off"))
+      assert.isTrue(reads.has("off"), [...reads].join(","))
       assert.strictEqual(chunks.reduce((n, c) => n + c.length, 0), 400 * 60001)
     }))
+
+  it.scopedLive(
+    "a held read keeps the process alive: a script whose only work is an export ends it and prints its row count",
+    () =>
+      Effect.gen(function*() {
+        const child = yield* spawnFixture("child-copy-held.ts", {
+          DATABASE_URL: url,
+          APPLICATION_NAME: applicationName
+        })
+        const exit = yield* Effect.promise(() => child.exited)
+        assert.strictEqual(exit.code, 0, child.output())
+        assert.include(child.output(), `{"rows":300}`)
+      }),
+    { timeout: 60_000 }
+  )
 
   it.scopedLive("a hold ends with the copy-out: a cancel while reading is held for 60 s is answered at once, the hold over, its timer cleared", () =>
     Effect.gen(function*() {
@@ -330,6 +409,7 @@ describe("1. a COPY has its connection alone", () => {
         next.callback(error, results)
       })
       // written now, it would end the copy-in (any other message aborts it): it waits
+      yield* copyUntil(wire, request, () => wire.copyEndable(request))
       assert.strictEqual(wire.state, "copyIn")
       assert.strictEqual(wire.depth, 2)
       wire.copyWrite(request, bytes("1\tone\n"))

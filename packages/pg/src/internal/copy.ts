@@ -3,9 +3,10 @@
  * `copyIn`, `copyOut`, and their transitions). This adapter only turns the wire's callbacks into
  * effects:
  *
- * - `copyFrom`: the COPY is sent when the sink starts; each input chunk is written (the sink
- *   waits on the socket's drain, and stops at once when the server has rejected the data); at
- *   the end of the input, CopyDone and the wait for the row count. The scope's finalizer ends a
+ * - `copyFrom`: the COPY is sent when the sink starts; each input chunk is written, from then
+ *   on, ahead of the server's CopyInResponse (the sink waits on the socket's drain, and stops
+ *   at once when the server has rejected the COPY or its data); at the end of the input, once
+ *   the server is in copy-in, CopyDone and the wait for the row count. The scope's finalizer ends a
  *   copy that did not complete — interrupted, or its source failed: CopyFail, then the server's
  *   error and ReadyForQuery (bounded by cancelTimeout, else the connection is destroyed).
  * - `copyTo`: the COPY is sent when the stream starts; each pull takes what was read (the wire
@@ -209,12 +210,16 @@ const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
-/** Writes one input chunk, waiting on the socket's drain; fails as soon as the copy ended (the server rejected it). */
-const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void, CopyError> => {
+/**
+ * Writes one input chunk, waiting on the socket's drain: `true` once written; `false` as soon as
+ * the copy has ended before its data did (its outcome says how: the server rejected it, or the
+ * COPY read no data of ours, as `COPY … FROM PROGRAM` does).
+ */
+const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<boolean> => {
   const wire = copy.host.wire
   const request = copy.request
   const ready = () => wire.copyReady(request)
-  const from = (index: number): Effect.Effect<void, CopyError> => {
+  const from = (index: number): Effect.Effect<boolean> => {
     for (let i = index; i < chunk.length; i++) {
       const data = Chunk.unsafeGet(chunk, i)
       if (data.length === 0) continue
@@ -222,7 +227,7 @@ const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<v
         // Sent, and the socket is full (ready again once drained); or not sent, as the copy has
         // ended (ready once it is done).
         copy.sinceTurn = 0
-        return Effect.flatMap(copy.waitFor(ready), () => copy.done ? endedEarly(copy) : from(i + 1))
+        return Effect.flatMap(copy.waitFor(ready), () => copy.done ? Effect.succeed(false) : from(i + 1))
       }
       copy.sinceTurn += data.length
       if (copy.sinceTurn >= TURN_BYTES) {
@@ -230,14 +235,10 @@ const writeChunk = (copy: Copy, chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<v
         return Effect.flatMap(nextTurn, () => from(i + 1))
       }
     }
-    return Effect.void
+    return Effect.succeed(true)
   }
   return Effect.suspend(() => from(0))
 }
-
-/** A copy-in that ended before its data did: the server rejected it. */
-const endedEarly = (copy: Copy): Effect.Effect<never, CopyError> =>
-  Effect.flatMap(copy.outcome, () => Effect.dieMessage("a COPY FROM STDIN ended before its data, without an error"))
 
 /**
  * `COPY … FROM STDIN` of the sink's input, on the connection `connection` gives: completes
@@ -253,21 +254,28 @@ export const copyFrom = <E>(
   return Sink.unwrapScoped(Effect.gen(function*() {
     const copy = yield* open(yield* connection, sql, "from", 0, 0)
     const wire = copy.host.wire
-    // Interruptible: a COPY waiting for a lock is interrupted here, and the finalizer cancels it.
-    yield* copy.waitFor(() => wire.copyReady(copy.request))
+    const request = copy.request
+    // Until the COPY is written; the data then goes ahead of the server's CopyInResponse (see
+    // the wire's copyInWritable). Interruptible, as every wait here: a COPY waiting for a lock
+    // is interrupted, and the finalizer cancels it.
+    yield* copy.waitFor(() => wire.copyReady(request))
     if (copy.done) {
       // Ended before any data: rejected (its error), or a COPY FROM a server-side file (its rows).
       const rows = yield* copy.outcome
       return Sink.succeed(rows)
     }
-    const finish = Effect.suspend(() => {
-      wire.copyDone(copy.request)
+    // CopyDone once the server is in copy-in (data may have gone ahead of its response).
+    const finish = Effect.flatMap(copy.waitFor(() => wire.copyEndable(request)), () => {
+      wire.copyDone(request)
       return Effect.flatMap(copy.waitFor(() => copy.done), () => copy.outcome)
     })
     const loop: Channel.Channel<never, Chunk.Chunk<Uint8Array>, CopyError, never, number, unknown> = Channel
       .readWithCause({
         onInput: (chunk: Chunk.Chunk<Uint8Array>) =>
-          Channel.zipRight(Channel.fromEffect(writeChunk(copy, chunk)), loop),
+          Channel.flatMap(
+            Channel.fromEffect(writeChunk(copy, chunk)),
+            (written) => written ? loop : Channel.fromEffect(copy.outcome)
+          ),
         // The source failed (or died): its cause goes on; the finalizer sends CopyFail.
         onFailure: (cause) => Channel.failCause(cause),
         onDone: () => Channel.fromEffect(finish)

@@ -152,13 +152,22 @@ export class CopyChannel {
   /** Bytes read since the copy's last hold began (or the copy began), and when that was. */
   gathered = 0
   heldAt = performance.now()
+  /**
+   * Copy-in, what our side may send (see `copyInWritable`): `ahead`, the COPY is sent and its
+   * CopyInResponse not yet read: CopyData may go out behind it (the server reads it in copy-in,
+   * and ignores it should the COPY fail before); `open`, in `copyIn`: CopyData and CopyDone;
+   * `over`, CopyDone or CopyFail sent, or the copy left copy-in: nothing. Set by `transition`.
+   * Copy-out channels are `over`: they never send.
+   */
+  input: "ahead" | "open" | "over"
 
   /**
    * Copy-out: reading pauses while `highWaterMark` bytes wait to be taken, and for
    * `batchMillis` after a read that drained the socket (0: never).
    */
-  constructor(readonly highWaterMark: number, readonly batchMillis: number) {
+  constructor(readonly highWaterMark: number, readonly batchMillis: number, sends: boolean) {
     this.read = batchMillis > 0 ? "reading" : "off"
+    this.input = sends ? "ahead" : "over"
   }
 
   wake(): void {
@@ -459,7 +468,13 @@ export class WireConnection {
     } else if (previous === "idle" || previous === "connecting") {
       stream?.ref?.()
     }
-    if (previous === "copyIn" || next === "copyIn") this.inflight[0]?.copy?.wake()
+    if (previous === "copyIn" || next === "copyIn") {
+      const copy = this.inflight[0]?.copy
+      if (copy !== undefined) {
+        copy.input = next === "copyIn" ? "open" : "over"
+        copy.wake()
+      }
+    }
     if (previous === "copyOut") {
       // What was read and not delivered is dropped (left before the copy's end: a cancel, a
       // close, the socket lost), the slab goes with the copy, a hold ends, and reading goes on.
@@ -586,7 +601,8 @@ export class WireConnection {
     stream.on("error", (error: Error & { code?: string }) => this.onStreamEnd(error))
     stream.on("close", () => this.onStreamEnd(undefined))
     stream.on("drain", () => {
-      if (this.state === "copyIn") this.inflight[0]?.copy?.wake()
+      const head = this.inflight[0]
+      if (head?.kind === Kind.CopyIn) head.copy!.wake()
     })
     stream.resume()
   }
@@ -1425,6 +1441,9 @@ export class WireConnection {
       }
     }
     this.write()
+    // A copy-in may send its data from now on (`ahead`).
+    const head = this.inflight[0]
+    if (head?.kind === Kind.CopyIn) head.copy!.wake()
   }
 
   private encode(request: Request): void {
@@ -1574,7 +1593,7 @@ export class WireConnection {
    * COPY has the session alone, and nothing is written behind it until it ends.
    */
   copyIn(sql: string, context: unknown, callback: Callback): Request {
-    return this.openCopy(Kind.CopyIn, sql, new CopyChannel(0, 0), context, callback)
+    return this.openCopy(Kind.CopyIn, sql, new CopyChannel(0, 0, true), context, callback)
   }
 
   /**
@@ -1589,7 +1608,7 @@ export class WireConnection {
     return this.openCopy(
       Kind.CopyOut,
       sql,
-      new CopyChannel(highWaterMark, batchable ? batchMillis : 0),
+      new CopyChannel(highWaterMark, batchable ? batchMillis : 0, false),
       context,
       callback
     )
@@ -1621,14 +1640,36 @@ export class WireConnection {
   copyReady(request: Request): boolean {
     if (request.state === "done") return true
     if (request.kind === Kind.CopyOut) return request.copy!.chunks.length > 0
-    const stream = this.stream
-    return this.state === "copyIn" && this.inflight[0] === request && stream !== undefined &&
-      (stream.writableNeedDrain !== true || stream.writableLength < COPY_WINDOW)
+    const stream = this.stream!
+    return this.copyInWritable(request) && (stream.writableNeedDrain !== true || stream.writableLength < COPY_WINDOW)
   }
 
-  /** Calls `callback` once `copyReady(request)` (at once if it is): woken by each change of the copy. */
+  /**
+   * Whether CopyData of `request` may be written now: in copy-in, or `ahead` of the server's
+   * CopyInResponse — written, in `busy` (not cancelling), not failed. Data sent ahead saves the
+   * wait for the response: the server reads it once in copy-in; should the COPY fail before
+   * (a missing table, a lock timeout), the server skips to the Sync sent with it and then
+   * ignores CopyData, as the protocol has it for a client still sending after a failed COPY.
+   * CopyDone waits for copy-in (`copyEndable`), so no Sync of ours is ever left unanswered.
+   */
+  private copyInWritable(request: Request): boolean {
+    if (this.inflight[0] !== request || this.stream === undefined) return false
+    const input = request.copy!.input
+    return input === "open" || (input === "ahead" && this.state === "busy" && request.error === undefined)
+  }
+
+  /** Whether `copyDone(request)` can end the copy now (it is in copy-in), or it is done. */
+  copyEndable(request: Request): boolean {
+    return request.state === "done" || (this.inflight[0] === request && request.copy!.input === "open")
+  }
+
+  /**
+   * Calls `callback` at the next change of the copy (copy-in entered or left, the COPY written,
+   * the socket drained, data read, the statement settled), at once if it is done: the caller
+   * checks what it waits for (`copyReady`, `copyEndable`) first, and again when called.
+   */
   copyWait(request: Request, callback: () => void): void {
-    if (this.copyReady(request)) return callback()
+    if (request.state === "done") return callback()
     request.copy!.waiter = callback
   }
 
@@ -1640,8 +1681,8 @@ export class WireConnection {
    * wait with `copyWait` (for the socket's drain, or the copy's end).
    */
   copyWrite(request: Request, data: Uint8Array): boolean {
-    const stream = this.stream
-    if (this.state !== "copyIn" || this.inflight[0] !== request || stream === undefined) return false
+    if (!this.copyInWritable(request)) return false
+    const stream = this.stream!
     if (data.length >= COPY_DIRECT) {
       // The header (after what was gathered) and the chunk itself, in one writev.
       this.writer.copyDataHeader(data.length)
@@ -1656,7 +1697,10 @@ export class WireConnection {
     return !stream.writableNeedDrain || stream.writableLength < COPY_WINDOW
   }
 
-  /** Ends the data of `request`'s copy-in (CopyDone); its outcome comes with the callback. */
+  /**
+   * Ends the data of `request`'s copy-in (CopyDone) once `copyEndable`; before (data sent ahead
+   * of the CopyInResponse) it does nothing: wait with `copyWait`. Its outcome comes with the callback.
+   */
   copyDone(request: Request): void {
     if (this.state === "copyIn" && this.inflight[0] === request) this.leaveCopyIn("done")
   }
@@ -1784,12 +1828,13 @@ export class WireConnection {
     copy.gathered = 0
     copy.heldAt = now
     copy.read = "held"
-    // Cleared by `endHold` when the copy-out ends first.
+    // Cleared by `endHold` when the copy-out ends first. Not unref'd: while reading is held the
+    // socket is paused, and once Node's buffer of it is full only this timer is left to keep
+    // the process alive for the copy (a script whose only work is the export would exit in it).
     copy.holdTimer = setTimeout(() => {
       this.endHold(copy, "reading")
       this.updateFlow()
     }, copy.batchMillis)
-    copy.holdTimer.unref()
     this.updateFlow()
   }
 
