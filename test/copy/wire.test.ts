@@ -294,9 +294,12 @@ describe("1. COPY as states of the wire connection", () => {
 })
 
 describe("2. copy-out read batching", () => {
-  // 100,000 rows of ~108 bytes: a server producing them is slower than we read (about 80 KB a ms here).
+  // 100,000 rows of ~108 bytes (about 80 KB a ms here), with a 2 ms pause every 500 rows: each
+  // pause lets us drain the socket (a short read) even when both cores are busy and we read no
+  // faster than the server sends (without them, a CI run once saw only full reads, so no hold).
   const rows = 100_000
-  const narrow = `COPY (SELECT g, repeat('x', 100) FROM generate_series(1, ${rows}) g) TO STDOUT`
+  const narrow = `COPY (SELECT g, repeat('x', 100) FROM generate_series(1, ${rows}) g ` +
+    `WHERE g % 500 <> 0 OR (SELECT true FROM pg_sleep(0.002))) TO STDOUT`
   let narrowBytes = 0
   for (let g = 1; g <= rows; g++) narrowBytes += String(g).length + 102
   /** The narrow export read to its end on a connection of its own, all its bytes checked. */
