@@ -229,6 +229,44 @@ const hookProcess = () => {
   }
 }
 
+/**
+ * The reaper of one server: a shell in a session of its own (a signal to this process's group
+ * does not reach it) that waits for this process to end and then, should the server's dir still
+ * be there, kills what runs from it and removes it. This process cleans up on its way out
+ * (`killNow`); the reaper is for when it cannot finish: killed outright (SIGKILL — `tsx`'s CLI
+ * sends one 60 ms after relaying a signal its child did not acknowledge, which a loaded machine
+ * misses) in the middle of it. A normal stop, or a finished clean-up, kills the reaper. Its
+ * arguments are in its environment, not its command line: nothing in `ps` names the dir. A
+ * postmaster is recognised by its command line naming the dir, never by a pid alone (reused).
+ */
+const REAPER = [
+  "while kill -0 \"$OWNER\" 2>/dev/null; do sleep 0.2; done",
+  "[ -e \"$HOME_DIR\" ] || exit 0",
+  "pm=$(head -n 1 \"$HOME_DIR/data/postmaster.pid\" 2>/dev/null)",
+  "if [ -n \"$pm\" ] && grep -q -- \"$HOME_DIR\" \"/proc/$pm/cmdline\" 2>/dev/null; then",
+  "  kill -STOP \"$pm\"; pkill -KILL -P \"$pm\"; kill -KILL \"$pm\"",
+  "fi",
+  "pkill -KILL -f -- \"$HOME_DIR/\"",
+  "i=0",
+  "while [ -e \"$HOME_DIR\" ] && [ \"$i\" -lt 100 ]; do rm -rf \"$HOME_DIR\" 2>/dev/null; i=$((i + 1)); [ -e \"$HOME_DIR\" ] && sleep 0.05; done",
+  "exit 0"
+].join("\n")
+
+const startReaper = (home: string): ChildProcess | undefined => {
+  try {
+    const reaper = spawn("sh", ["-c", REAPER], {
+      detached: true,
+      stdio: "ignore",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", OWNER: String(process.pid), HOME_DIR: home }
+    })
+    reaper.on("error", () => undefined) // no shell: the process's own clean-up still runs
+    reaper.unref()
+    return reaper
+  } catch {
+    return undefined
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start
 
@@ -320,11 +358,20 @@ export const start = async (options: Options = {}): Promise<Server> => {
   }
   let child: ChildProcess | undefined
   let removed = false
+  const reaper = startReaper(home)
+  const endReaper = () => {
+    try {
+      reaper?.kill("SIGKILL")
+    } catch {
+      // gone already
+    }
+  }
 
   const remove = async () => {
     if (removed) return
     removed = true
     await FsP.rm(home, { recursive: true, force: true })
+    endReaper()
   }
 
   const spawnServer = () =>
@@ -383,8 +430,9 @@ export const start = async (options: Options = {}): Promise<Server> => {
       // Up to ~2 s: on a loaded machine the killed processes' last writes land late (500 ms
       // was not always enough with two test files on two cores).
       Fs.rmSync(home, { recursive: true, force: true, maxRetries: 80, retryDelay: 25 })
+      endReaper()
     } catch {
-      // nothing more can be done while the process exits
+      // the reaper finishes it once this process is gone
     }
   }
   hookProcess()
