@@ -100,7 +100,9 @@ export class PgTestError extends Data.TaggedError("PgTestError")<{
 
 /**
  * Options of {@link layer}: the pool's own (`max`, `queryTimeout`, …, see `PgPool.Options`;
- * the URL is the file's database) and the kit's.
+ * the URL is the file's database) and the kit's. `connectTimeout` is 30 seconds by default here
+ * (PgPool's own default is 5): test runs load their machine — a CI runner with two cores running
+ * two test files and their servers once took more than 5 seconds to answer a connection.
  *
  * @since 0.2.0
  * @category models
@@ -225,13 +227,15 @@ export const layer = (
       const context = yield* setupContext(state)
       const applicationName = givenName ?? applicationNameOf(state.file ?? "scoped-pool-test")
       const within = leftoverWithin ?? "2 seconds"
+      const connectTimeout = poolOptions.connectTimeout ?? "30 seconds"
       const name = internal.databaseNameOf(applicationName)
       const admin = Context.get(
         yield* Layer.build(
           PgPool.layer({
             url: Redacted.make(context.url),
             max: 1,
-            applicationName: `${applicationName.slice(0, 56)}:admin`
+            applicationName: `${applicationName.slice(0, 56)}:admin`,
+            connectTimeout
           })
         ),
         PgPool.PgPool
@@ -260,7 +264,7 @@ export const layer = (
       )
       const url = Redacted.make(internal.withDatabase(context.url, name))
       return Layer.merge(
-        PgPool.layer({ ...poolOptions, url, applicationName }),
+        PgPool.layer({ ...poolOptions, url, applicationName, connectTimeout }),
         Layer.succeed(Database, { name, url, applicationName, backends })
       )
     })
