@@ -23,6 +23,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as EffectPool from "effect/Pool"
 import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import type * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
@@ -33,7 +34,6 @@ import {
   after,
   backendReader,
   type BackendSpan,
-  bestOf,
   cancelResult,
   cancelTimeoutMs,
   copyCreateSql,
@@ -52,6 +52,7 @@ import {
   type Result,
   ROWS_SQL,
   rssMb,
+  serveCopies,
   SLEEP10,
   SLEEP60,
   sleepMs,
@@ -584,25 +585,19 @@ const runPgCopyStreams = async (): Promise<Result> => {
       await runTo(warmSql(setup.table, false))
     }
   }
-  const timed: Array<Result> = []
-  for (let i = 0; i < args.repeats; i++) {
-    if (workload === "copy-from") {
-      if (i > 0) await setup.truncate()
-      timed.push(
-        await measureCopy(
+  const result = await serveCopies(
+    args,
+    () =>
+      workload === "copy-from"
+        ? measureCopy(
           args,
           async () => ({ rows: await runFrom(copyLoadSql(setup.table), chunks) }),
           "pg-copy-streams from(), text format, ~64 KB chunks",
           server
         )
-      )
-    } else {
-      timed.push(
-        await measureCopy(args, () => runTo(copyExportSql(setup.table)), "pg-copy-streams to(), text format", server)
-      )
-    }
-  }
-  const result = bestOf(timed)
+        : measureCopy(args, () => runTo(copyExportSql(setup.table)), "pg-copy-streams to(), text format", server),
+    () => workload === "copy-from" ? setup.truncate() : Promise.resolve()
+  )
   await client.end()
   await setup.verifyAndDrop(args.rows)
   return result
@@ -651,24 +646,26 @@ const runOursCopy = async (): Promise<Result> => {
           yield* runTo(warmSql(s.table, false))
         }
       }
-      const timed: Array<Result> = []
-      for (let i = 0; i < args.repeats; i++) {
-        if (from && i > 0) yield* Effect.promise(() => s.truncate())
-        timed.push(
-          yield* (from
-            ? measureCopyEffect(
-              Effect.map(runFrom(copyLoadSql(s.table), chunks), (rows) => ({ rows })),
-              "ours copyFrom, text format, ~64 KB chunks",
-              server
-            )
-            : measureCopyEffect(
-              runTo(copyExportSql(s.table)),
-              `ours copyTo, text format${args.readBatch === undefined ? "" : `, readBatch ${args.readBatch} ms`}`,
-              server
-            ))
+      const once = from
+        ? measureCopyEffect(
+          Effect.map(runFrom(copyLoadSql(s.table), chunks), (rows) => ({ rows })),
+          "ours copyFrom, text format, ~64 KB chunks",
+          server
         )
-      }
-      return bestOf(timed)
+        : measureCopyEffect(
+          runTo(copyExportSql(s.table)),
+          `ours copyTo, text format${args.readBatch === undefined ? "" : `, readBatch ${args.readBatch} ms`}`,
+          server
+        )
+      // Each copy runs on this fiber's runtime (the pool's), as the copies above.
+      const runtime = yield* Effect.runtime<PgPool.PgPool>()
+      return yield* Effect.promise(() =>
+        serveCopies(
+          args,
+          () => Runtime.runPromise(runtime)(once),
+          () => from ? s.truncate() : Promise.resolve()
+        )
+      )
     }).pipe(Effect.provide(oursLayer(1)), Effect.scoped) as Effect.Effect<Result>
   )
   await setup?.verifyAndDrop(args.rows)

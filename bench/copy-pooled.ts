@@ -12,6 +12,7 @@
  * Reads the runs' `latest.json` (as saved); prints a markdown table.
  */
 import { readFileSync } from "node:fs"
+import { medianInterval } from "./shared.js"
 
 interface Round {
   readonly elapsedMs?: number
@@ -26,17 +27,6 @@ interface CopyRow {
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 
 /** The 2.5th and 97.5th percentiles of the median over 10,000 resamples (a fixed seed: the same interval each run). */
-const bootstrap = (xs: ReadonlyArray<number>): readonly [number, number] => {
-  let seed = 1
-  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
-  const medians: Array<number> = []
-  for (let b = 0; b < 10_000; b++) {
-    medians.push(median(Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)]!)))
-  }
-  medians.sort((a, b) => a - b)
-  return [medians[250]!, medians[9750]!]
-}
-
 const comparisons: ReadonlyArray<readonly [direction: "load" | "export", ours: string, theirs: string]> = [
   ["load", "COPY FROM STDIN (copyFrom)", "COPY FROM STDIN"],
   ["export", "COPY TO STDOUT (copyTo)", "COPY TO STDOUT"],
@@ -78,7 +68,7 @@ for (const [direction, ours, theirs] of comparisons) {
   if (ratios.length === 0) continue
   console.log(
     `| ${direction} | ${ours} | ${theirs} | ${median(ratios).toFixed(3)} (${
-      bootstrap(ratios).map((x) => x.toFixed(3)).join("–")
+      medianInterval(ratios).map((x) => x.toFixed(3)).join("–")
     }) | ${ratios.filter((x) => x > 1).length} / ${ratios.length} | ${
       server.length ? median(server).toFixed(3) : "—"
     } | ${adds.length ? `${median(adds).toFixed(0)} / ${median(theirAdds).toFixed(0)}` : "—"} |`

@@ -4,7 +4,7 @@
  *   pnpm bench            full run (3 interleaved rounds; ~15 min on 2 cores)
  *   pnpm bench --quick    everyday run (1 round × 1 s; a few minutes)
  *   pnpm bench --copy     adds the COPY benchmark (1,000,000 rows; 100,000 with --quick)
- *   options: --rounds N, --ms N (measured window), --warmup N, --cap N, --copy-rows N, --copy-rounds N, --copy-repeats N,
+ *   options: --rounds N, --ms N (measured window), --warmup N, --cap N, --copy-rows N, --copy-rounds N, --copy-pairs N,
  *            --only throughput,slowhead,lifecycle,copy   --contenders a,b,…
  *            --no-lifecycle, --no-slowhead, --no-pgbench, --tsx
  *
@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url"
 import { renderChart } from "./chart.js"
 import pg from "./pg.js"
 import type { LatencySummary, Result } from "./shared.js"
-import { copyTable, tableOf } from "./shared.js"
+import { copyTable, medianInterval, tableOf } from "./shared.js"
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = dirname(here)
@@ -54,8 +54,8 @@ const copyRows = opt("copy-rows", quick ? 100_000 : 1_000_000)
 // COPY rounds are short (~0.5 s each) and at the server's bound, where a round's noise is as large
 // as the difference between the contenders: more of them than of the throughput rounds.
 const copyRounds = opt("copy-rounds", quick ? 1 : Math.max(rounds, 11))
-/** Timed COPYs per contender process, of which its round takes the fastest (not the INSERT path: 10× apart). */
-const copyRepeats = opt("copy-repeats", quick ? 1 : 5)
+/** COPYs each contender is asked for in turn (the INSERT path runs copyRounds times, a process each). */
+const copyPairs = opt("copy-pairs", quick ? 2 : 55)
 const only = list("only")
 const section = (name: string, on: boolean) => only ? only.includes(name) : on
 const runThroughput = section("throughput", true)
@@ -229,6 +229,85 @@ const pinning = async (server: PgServer.PgServer | undefined) => {
 }
 let pinnedCommand: ((args: ReadonlyArray<string>) => [string, ReadonlyArray<string>]) | undefined
 
+/** A COPY contender served (`--serve`, see bench/shared.ts `serveCopies`): warm, it times a copy each time it is asked. */
+interface Served {
+  /** Set when the contender cannot run the workload: the process reported it and ended. */
+  readonly skipped?: string
+  /** Times one copy; fails when the process does not answer (its stderr in the error). */
+  readonly copy: () => Promise<Result>
+  /** Ends the process (and waits for it). */
+  readonly end: () => Promise<void>
+}
+
+const serveContender = (
+  url: string,
+  contender: string,
+  workload: string,
+  extra: ReadonlyArray<string>
+): Promise<Served> =>
+  new Promise((resolve, reject) => {
+    const args = [
+      ...childEntry[registry[contender]?.entry ?? "effect3"],
+      contender,
+      workload,
+      "--url",
+      url,
+      "--serve",
+      ...extra
+    ]
+    const [command, commandArgs] = pinnedCommand?.(args) ?? [process.execPath, args]
+    const child = spawn(command, commandArgs, { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
+    children.add(child)
+    let stderr = ""
+    let buffered = ""
+    let ready = false
+    /** A process that cannot serve reports why (`skipped`) and ends. */
+    let reported: string | undefined
+    const waiting: Array<{ resolve: (r: Result) => void; reject: (e: Error) => void }> = []
+    const failed = () => new Error(`${contender} ${workload} (served) ended: ${stderr.slice(-600)}`)
+    const exited = new Promise<void>((done) =>
+      child.on("close", () => {
+        children.delete(child)
+        for (const w of waiting.splice(0)) w.reject(failed())
+        if (!ready) {
+          const result = reported === undefined ? undefined : JSON.parse(reported.slice("RESULT ".length)) as Result
+          if (result?.skipped !== undefined) {
+            resolve({ skipped: result.skipped, copy: () => Promise.reject(failed()), end: () => Promise.resolve() })
+          } else reject(failed())
+        }
+        done()
+      })
+    )
+    child.stderr!.on("data", (d) => (stderr += d))
+    child.stdout!.on("data", (d) => {
+      buffered += d
+      let at: number
+      while ((at = buffered.indexOf("\n")) !== -1) {
+        const line = buffered.slice(0, at)
+        buffered = buffered.slice(at + 1)
+        if (line === "READY" && !ready) {
+          ready = true
+          resolve({
+            copy: () =>
+              new Promise<Result>((res, rej) => {
+                if (child.exitCode !== null) return rej(failed())
+                waiting.push({ resolve: res, reject: rej })
+                child.stdin!.write("go\n")
+              }),
+            end: () => {
+              child.stdin!.end("end\n")
+              return exited
+            }
+          })
+        } else if (line.startsWith("COPY ")) {
+          waiting.shift()?.resolve(JSON.parse(line.slice("COPY ".length)) as Result)
+        } else if (!ready && line.startsWith("RESULT ")) {
+          reported = line
+        }
+      }
+    })
+  })
+
 const runContender = async (
   url: string,
   contender: string,
@@ -382,12 +461,18 @@ interface CopyRow {
   readonly skipped?: string
   readonly rounds: ReadonlyArray<Result>
   /**
-   * ours-copy only: pg-copy-streams' elapsed ÷ ours in the same round (the two run one after the
-   * other), median over the rounds both ran; and in how many of those rounds ours was the faster.
-   * A round's pair shares the server's speed of that moment, which moves by 5-50 % from round to
-   * round here: the paired ratio is the figure that movement does not blur.
+   * ours-copy only: pg-copy-streams' elapsed ÷ ours in the same pair (the two copies a second
+   * apart), median over the pairs, its bootstrap 95 % interval, and in how many pairs ours was the
+   * faster. A pair shares the server's speed of that moment, which moves by up to 1.7× from one
+   * process to the next here: the paired ratio is the figure that movement blurs least.
    */
-  readonly paired?: { readonly ratio: number; readonly won: number; readonly of: number }
+  readonly paired?: {
+    readonly ratio: number
+    readonly low: number
+    readonly high: number
+    readonly won: number
+    readonly of: number
+  }
 }
 
 type Status = "holds" | "misses" | "not measured"
@@ -470,7 +555,7 @@ const main = async () => {
       const seconds = tp * (Math.max(warmupMs, 1000) + measureMs + 600) / 1000 +
         pgb * (Math.round(measureMs / 1000) + 0.3) +
         sh * (Math.max(1000, warmupMs) + 4600) / 1000 + lc * 3.5 +
-        (runCopy ? copyRounds * (copyRows / 40_000 + copyRepeats * copyRows / 400_000) : 0)
+        (runCopy ? copyRounds * copyRows / 80_000 + copyPairs * copyRows / 400_000 : 0)
       console.log(`expected duration: ~${Math.max(1, Math.round(seconds / 60))} min`)
     }
     const note = (c: string, result: Result | undefined) => {
@@ -663,30 +748,36 @@ const main = async () => {
       /** Each variant's result by round, to pair ours with pg-copy-streams round by round. */
       const byRound = new Map<string, Map<number, Result>>()
       const skipped = new Map<string, string>()
+      const record = (key: string, round: number, result: Result | undefined) => {
+        if (result?.skipped !== undefined) skipped.set(key, result.skipped)
+        else if (result !== undefined) {
+          perVariant.set(key, [...(perVariant.get(key) ?? []), result])
+          byRound.set(key, (byRound.get(key) ?? new Map<number, Result>()).set(round, result))
+        }
+      }
       const runCopyRounds = async () => {
-        for (let r = 0; r < copyRounds; r++) {
-          // Every other round in the reverse order: no contender always runs after the same one.
-          for (const v of r % 2 === 0 ? copyVariants : [...copyVariants].reverse()) {
-            const key = keyOf(v)
-            if (skipped.has(key)) continue
-            const result = await runContender(
-              url,
-              v.c,
-              v.workload,
-              [
-                "--rows",
-                String(copyRows),
-                // The COPYs: the fastest of copyRepeats back-to-back copies in each process (see bestOf).
-                ...(v.workload === "copy-insert" ? [] : ["--repeats", String(copyRepeats)]),
-                ...(v.args ?? [])
-              ],
-              600_000
-            )
-            if (result?.skipped !== undefined) skipped.set(key, result.skipped)
-            else if (result !== undefined) {
-              perVariant.set(key, [...(perVariant.get(key) ?? []), result])
-              byRound.set(key, (byRound.get(key) ?? new Map<number, Result>()).set(r, result))
+        // The INSERT path: a process a round (it is 10× apart from the COPYs).
+        for (const v of copyVariants.filter((x) => x.workload === "copy-insert")) {
+          for (let r = 0; r < copyRounds; r++) {
+            record(keyOf(v), r, await runContender(url, v.c, v.workload, ["--rows", String(copyRows)], 600_000))
+          }
+        }
+        // The COPYs: the contenders of a direction served at once, asked for a copy in turn
+        // (every other turn in the reverse order): a pair is two copies a second apart.
+        for (const workload of ["copy-from", "copy-to"]) {
+          const variants = copyVariants.filter((x) => x.workload === workload)
+          const served: Array<readonly [(typeof variants)[number], Served]> = []
+          try {
+            for (const v of variants) {
+              const s = await serveContender(url, v.c, v.workload, ["--rows", String(copyRows), ...(v.args ?? [])])
+              if (s.skipped !== undefined) skipped.set(keyOf(v), s.skipped)
+              else served.push([v, s])
             }
+            for (let r = 0; r < copyPairs; r++) {
+              for (const [v, s] of r % 2 === 0 ? served : [...served].reverse()) record(keyOf(v), r, await s.copy())
+            }
+          } finally {
+            await Promise.all(served.map(([, s]) => s.end()))
           }
         }
       }
@@ -733,7 +824,14 @@ const main = async () => {
           ...(skip !== undefined ? { skipped: skip } : {}),
           rounds: rs,
           ...(pairs.length > 0
-            ? { paired: { ratio: median(pairs), won: pairs.filter((x) => x > 1).length, of: pairs.length } }
+            ? {
+              paired: {
+                ratio: median(pairs),
+                ...((([low, high]) => ({ low, high }))(medianInterval(pairs))),
+                won: pairs.filter((x) => x > 1).length,
+                of: pairs.length
+              }
+            }
             : {})
         }
         copy.push(row)
@@ -745,9 +843,9 @@ const main = async () => {
                 fmt(row.serverCpuMs)
               } ms, client adds ${fmt(row.clientAddsMs)} ms${
                 row.paired
-                  ? `; × pg-copy-streams round by round ${
-                    fmt(row.paired.ratio, 3)
-                  }, faster in ${row.paired.won}/${row.paired.of}`
+                  ? `; × pg-copy-streams pair by pair ${fmt(row.paired.ratio, 3)} (${fmt(row.paired.low, 3)}–${
+                    fmt(row.paired.high, 3)
+                  }), faster in ${row.paired.won}/${row.paired.of}`
                   : ""
               })`)
           }`
@@ -785,7 +883,7 @@ const main = async () => {
     const targets = evaluateTargets(all, slowHead, close, cancel, copy, { runThroughput, runSlowHead, runLifecycle })
     console.log(
       `\ntargets (${rounds >= 3 ? `median of ${rounds} rounds` : `${rounds} round(s): indicative only`}${
-        runCopy ? `; COPY: median of ${copyRounds}, each the fastest of ${copyRepeats} copies` : ""
+        runCopy ? `; COPY: median of ${copyPairs} pairs` : ""
       }):`
     )
     for (const t of targets) {
@@ -812,7 +910,7 @@ const main = async () => {
       pgbench: pgbench ? "on PATH" : runThroughput ? "not on PATH or disabled (skipped)" : "not run",
       children: childMode,
       sections: { throughput: runThroughput, slowhead: runSlowHead, lifecycle: runLifecycle, copy: runCopy },
-      ...(runCopy ? { copyRows, copyRounds, copyRepeats } : {}),
+      ...(runCopy ? { copyRows, copyRounds, copyPairs } : {}),
       notes,
       commit: git.commit,
       packagesDirty: git.packagesDirty,
@@ -1015,13 +1113,13 @@ const evaluateTargets = (
       a?.skipped ?? `${fmt(a?.rowsPerSecond)} / ${fmt(b?.rowsPerSecond)} rows/s`
     const ratio = (a: CopyRow | undefined, b: CopyRow | undefined) =>
       a?.rowsPerSecond !== undefined && b?.rowsPerSecond ? a.rowsPerSecond / b.rowsPerSecond : undefined
-    /** Against pg-copy-streams: the median of the round-by-round ratios (see CopyRow.paired). */
+    /** Against pg-copy-streams: the median of the pair-by-pair ratios (see CopyRow.paired). */
     const paired = (a: CopyRow | undefined) => a?.paired?.ratio
     const pairedFigures = (a: CopyRow | undefined, b: CopyRow | undefined) =>
       a?.skipped ??
-        `round by round ${fmt(a?.paired?.ratio, 3)} (median of ${a?.paired?.of ?? 0}; faster in ${
-          a?.paired?.won ?? 0
-        }); medians ${figures(a, b)} (${fmt(ratio(a, b), 2)}×)`
+        `pair by pair ${fmt(a?.paired?.ratio, 3)} (median of ${a?.paired?.of ?? 0}, 95 % ${fmt(a?.paired?.low, 3)}–${
+          fmt(a?.paired?.high, 3)
+        }; faster in ${a?.paired?.won ?? 0}); medians ${figures(a, b)} (${fmt(ratio(a, b), 2)}×)`
     const load = ours("load")
     const exp = ours("export")
     out.push(
@@ -1150,16 +1248,13 @@ const renderMarkdown = (
     md.push(
       "## COPY",
       "",
-      `${copy[0]!.rows.toLocaleString("en-US")} rows × 3 columns (int, text, float8), one connection; medians of ${
-        meta.copyRounds ?? meta.rounds
-      } rounds, every other round in reverse order; a load's input is made before the clock starts, ` +
-        "and each contender's connection is made before it too. " +
-        (typeof meta.copyRepeats === "number" && meta.copyRepeats > 1
-          ? `A round of a COPY is the fastest of ${meta.copyRepeats} copies one after the other in its ` +
-            "process (a load into the emptied table each time), the same for every contender: on a shared " +
-            "machine a copy is only ever slowed by what else runs, and the fastest of a few is the client's " +
-            "own cost with the least of that (the INSERT path runs once: it is 10× apart)."
-          : ""),
+      `${copy[0]!.rows.toLocaleString("en-US")} rows × 3 columns (int, text, float8), one connection. The ` +
+        `contenders of a direction run at once, each in its own process, warm, and are asked for a copy in turn: ${
+          meta.copyPairs ?? "?"
+        } copies each, every other turn in the reverse order, so that a pair is two clients' copies a second ` +
+        "apart, at the server's speed of that moment (a load empties its table before each). A load's input " +
+        `is made before the clock starts, and each contender's connection is made before it too; the INSERT ` +
+        `path runs ${meta.copyRounds ?? meta.rounds} times, a process each.`,
       "",
       "The backend's on-CPU time (`server CPU`, from /proc, when the server runs here) is most of each " +
         "round: `client adds` is elapsed − server CPU (median of the rounds), what the client costs on top of " +
@@ -1169,11 +1264,11 @@ const renderMarkdown = (
         "hypervisor took from the machine in a round (all CPUs, `steal` in /proc/stat, median): time the " +
         "backend was ready and could not run.",
       "",
-      "`× pg-copy-streams` is the ratio of the medians; `round by round` is the median of the rounds' own " +
-        "ratios (pg-copy-streams' time ÷ ours in the same round: the two run one after the other, at the " +
-        "server's speed of that moment) and in how many rounds ours was the faster.",
+      "`× pg-copy-streams` is the ratio of the medians; `pair by pair` is the median of the pairs' own " +
+        "ratios (pg-copy-streams' time ÷ ours, the two copies a second apart), its bootstrap 95 % interval, " +
+        "and in how many pairs ours was the faster: the figure the targets take.",
       "",
-      "| direction | contender | method | rows/s | × pg-copy-streams | round by round | ms | server CPU ms | client adds ms | server waits | steal ms | client CPU ms | peak RSS MB | ms, each round |",
+      "| direction | contender | method | rows/s | × pg-copy-streams | pair by pair (95 %; won) | ms | server CPU ms | client adds ms | server waits | steal ms | client CPU ms | peak RSS MB | ms, each copy |",
       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
       ...copy.map((r) => {
         const b = base(r.direction)
@@ -1183,11 +1278,15 @@ const renderMarkdown = (
           } | ${r.method} | — | — | — | — | — | — | — | — | — | — (${r.skipped}) | |`
           : `| ${r.direction} | ${label(r.contender)} | ${r.method} | ${fmt(r.rowsPerSecond)} | ${
             r.rowsPerSecond !== undefined && b ? fmt(r.rowsPerSecond / b, 2) : "—"
-          } | ${r.paired ? `${fmt(r.paired.ratio, 3)} (${r.paired.won}/${r.paired.of})` : "—"} | ${
-            fmt(r.elapsedMs)
-          } | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.serverWaits)} | ${fmt(r.stealMs)} | ${
-            fmt(r.cpuMs)
-          } | ${fmt(r.rssMb, 1)} | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
+          } | ${
+            r.paired
+              ? `${fmt(r.paired.ratio, 3)} (${fmt(r.paired.low, 3)}–${
+                fmt(r.paired.high, 3)
+              }; ${r.paired.won}/${r.paired.of})`
+              : "—"
+          } | ${fmt(r.elapsedMs)} | ${fmt(r.serverCpuMs)} | ${fmt(r.clientAddsMs)} | ${fmt(r.serverWaits)} | ${
+            fmt(r.stealMs)
+          } | ${fmt(r.cpuMs)} | ${fmt(r.rssMb, 1)} | ${r.rounds.map((x) => fmt(x.elapsedMs)).join(", ")} |`
       }),
       ""
     )

@@ -6,6 +6,7 @@
  * `bench/effect4/contender.ts` (Effect 4) both import this file, each with its own Effect.
  */
 import { readFileSync } from "node:fs"
+import { createInterface } from "node:readline"
 import pg from "./pg.js"
 
 /** What a child reports: its last stdout line is `RESULT {json}`. */
@@ -43,8 +44,6 @@ export interface Result {
   readonly serverWaits?: number
   /** copy: CPU time the hypervisor took from this machine over the window, all CPUs (`steal` in /proc/stat). */
   readonly stealMs?: number
-  /** copy (`--repeats N`): the elapsed ms of each of the process's timed copies, of which the result is the fastest. */
-  readonly repeatsMs?: ReadonlyArray<number>
   /** Set when the contender cannot run this workload (yet); the runner reports it, not a failure. */
   readonly skipped?: string
   /** checkout: ns per Pool.use round trip (no I/O). */
@@ -71,8 +70,8 @@ export interface Args {
   readonly rows: number
   /** copy-to, ours: `CopyToOptions.readBatch` in ms (`--read-batch`); the library's default when absent. */
   readonly readBatch: number | undefined
-  /** copy: timed copies in the process (`--repeats`, 1 by default); its result is the fastest (see `bestOf`). */
-  readonly repeats: number
+  /** copy: serve timed copies on request (`--serve`, see `serveCopies`) instead of timing one. */
+  readonly serve: boolean
   /** The unlogged table of this contender's insert workloads. */
   readonly table: string
 }
@@ -95,7 +94,7 @@ export const parseArgs = (argv: ReadonlyArray<string>): Args => {
     capMs: Number(flag("cap", "3000")),
     rows: Number(flag("rows", "1000000")),
     readBatch: rest.includes("--read-batch") ? Number(flag("read-batch", "")) : undefined,
-    repeats: Math.max(1, Number(flag("repeats", "1"))),
+    serve: rest.includes("--serve"),
     table: tableOf(contender)
   }
 }
@@ -512,14 +511,65 @@ export const spanOf = (read: () => BackendSpan | undefined) => {
 }
 
 /**
- * The fastest of `results` (one process's timed copies, one after the other), with every copy's
- * elapsed ms beside it. A copy on a shared machine is only ever slowed by what else runs (the
- * hypervisor's steal, a neighbour on the same core): the fastest of a few back-to-back copies is
- * the process's own cost with the least of that noise, and each contender gets the same number.
+ * A COPY contender's timed copies. Alone, one: its result. Served (`--serve`), as many as the
+ * runner asks for: the process prints `READY` once warm, then times one copy for each `go` line on
+ * its stdin and prints it as a `COPY {…}` line, until `end` (or stdin's end); its result is the
+ * last. The runner serves two or three contenders at once and asks them in turn, so that copies
+ * of different clients run a second apart, at the server's speed of that moment (see bench/README,
+ * COPY). `between` runs before every copy but the first (a load empties its table), unmeasured.
  */
-export const bestOf = (results: ReadonlyArray<Result>): Result => {
-  const best = results.reduce((a, b) => (b.elapsedMs ?? Infinity) < (a.elapsedMs ?? Infinity) ? b : a)
-  return results.length === 1 ? best : { ...best, repeatsMs: results.map((r) => r.elapsedMs ?? NaN) }
+export const serveCopies = async (
+  args: Args,
+  once: () => Promise<Result>,
+  between: () => Promise<unknown>
+): Promise<Result> => {
+  if (!args.serve) return once()
+  const lines = stdinLines()
+  console.log("READY")
+  let last: Result | undefined
+  for (let i = 0; (await lines()) === "go"; i++) {
+    if (i > 0) await between()
+    last = await once()
+    console.log(`COPY ${JSON.stringify(last)}`)
+  }
+  if (last === undefined) throw new Error("served no copy")
+  return last
+}
+
+/** The next line of stdin, or `undefined` once it has ended. */
+const stdinLines = (): () => Promise<string | undefined> => {
+  const queued: Array<string> = []
+  const waiting: Array<(line: string | undefined) => void> = []
+  let ended = false
+  const reader = createInterface({ input: process.stdin })
+  reader.on("line", (line) => {
+    const wake = waiting.shift()
+    if (wake !== undefined) wake(line)
+    else queued.push(line)
+  })
+  reader.on("close", () => {
+    ended = true
+    for (const wake of waiting.splice(0)) wake(undefined)
+  })
+  return () =>
+    queued.length > 0
+      ? Promise.resolve(queued.shift())
+      : ended
+      ? Promise.resolve(undefined)
+      : new Promise((resolve) => waiting.push(resolve))
+}
+
+/** A bootstrap 95 % interval of the median of `xs` (10,000 resamples, a fixed seed: the same figures each time). */
+export const medianInterval = (xs: ReadonlyArray<number>): readonly [number, number] => {
+  let seed = 1
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+  const medianOf = (ys: Array<number>) => ys.sort((a, b) => a - b)[ys.length >> 1]!
+  const medians: Array<number> = []
+  for (let b = 0; b < 10_000; b++) {
+    medians.push(medianOf(Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)]!)))
+  }
+  medians.sort((a, b) => a - b)
+  return [medians[250]!, medians[9750]!]
 }
 
 /** Reads a contender's CPU and wall time over `f` (promise contenders), and its backend's with `server`. */
