@@ -229,6 +229,16 @@ const pinning = async (server: PgServer.PgServer | undefined) => {
 }
 let pinnedCommand: ((args: ReadonlyArray<string>) => [string, ReadonlyArray<string>]) | undefined
 
+/** A contender process's command line (its bundle, then bench/shared.ts `parseArgs`'s arguments). */
+const contenderArgs = (url: string, contender: string, workload: string, extra: ReadonlyArray<string>) => [
+  ...childEntry[registry[contender]?.entry ?? "effect3"],
+  contender,
+  workload,
+  "--url",
+  url,
+  ...extra
+]
+
 /** A COPY contender served (`--serve`, see bench/shared.ts `serveCopies`): warm, it times a copy each time it is asked. */
 interface Served {
   /** Set when the contender cannot run the workload: the process reported it and ended. */
@@ -246,15 +256,7 @@ const serveContender = (
   extra: ReadonlyArray<string>
 ): Promise<Served> =>
   new Promise((resolve, reject) => {
-    const args = [
-      ...childEntry[registry[contender]?.entry ?? "effect3"],
-      contender,
-      workload,
-      "--url",
-      url,
-      "--serve",
-      ...extra
-    ]
+    const args = contenderArgs(url, contender, workload, ["--serve", ...extra])
     const [command, commandArgs] = pinnedCommand?.(args) ?? [process.execPath, args]
     const child = spawn(command, commandArgs, { cwd: root, stdio: ["pipe", "pipe", "pipe"] })
     children.add(child)
@@ -315,18 +317,13 @@ const runContender = async (
   extra: ReadonlyArray<string>,
   timeoutMs: number
 ): Promise<Result | undefined> => {
-  const args = [
-    ...childEntry[registry[contender]?.entry ?? "effect3"],
-    contender,
-    workload,
-    "--url",
-    url,
+  const args = contenderArgs(url, contender, workload, [
     "--ms",
     String(measureMs),
     "--warmup",
     String(warmupMs),
     ...extra
-  ]
+  ])
   // One retry: on a loaded machine a child occasionally dies while loading.
   for (let attempt = 1;; attempt++) {
     const [command, commandArgs] = pinnedCommand?.(args) ?? [process.execPath, args]
