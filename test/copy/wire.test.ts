@@ -59,6 +59,21 @@ const copyUntil = (wire: WireConnection, request: Parameters<WireConnection["cop
     check()
   })
 
+/** `COPY t FROM STDIN` on `wire`: its request, and the recorder of how it settles. */
+const copyInto = (wire: WireConnection, t: string) => {
+  const done = recorder()
+  const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+  return { done, request }
+}
+
+/** The session answers a statement: `SELECT 1 AS one` gives `[{ one: 1 }]`. */
+const answersSelect1 = (wire: WireConnection) =>
+  Effect.gen(function*() {
+    const next = recorder()
+    wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
+    assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+  })
+
 const admin = (sql: string) => Effect.promise(() => withClient(url, (client) => client.query(sql)))
 const countOf = (table: string) =>
   Effect.map(admin(`SELECT count(*)::int AS n FROM ${table}`), (r) => (r.rows[0] as { n: number }).n)
@@ -105,8 +120,7 @@ describe("1. COPY as states of the wire connection", () => {
     Effect.gen(function*() {
       const t = yield* table("copy_wire_in")
       const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      const { done, request } = copyInto(wire, t)
       assert.strictEqual(wire.state, "busy")
       // Written: data may go ahead of the CopyInResponse; CopyDone may not.
       yield* copyUntil(wire, request, () => wire.copyReady(request))
@@ -170,8 +184,7 @@ describe("1. COPY as states of the wire connection", () => {
     Effect.gen(function*() {
       const t = yield* table("copy_wire_fail")
       const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      const { done, request } = copyInto(wire, t)
       yield* copyUntil(wire, request, () => wire.copyEndable(request))
       assert.strictEqual(wire.state, "copyIn")
       wire.copyWrite(request, bytes("1\tone\n"))
@@ -191,8 +204,7 @@ describe("1. COPY as states of the wire connection", () => {
     Effect.gen(function*() {
       const t = yield* table("copy_wire_fail_ahead")
       const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      const { done, request } = copyInto(wire, t)
       yield* copyUntil(wire, request, () => wire.copyReady(request))
       assert.isTrue(wire.copyWrite(request, bytes("1\tone\n")))
       assert.strictEqual(wire.state, "busy")
@@ -203,17 +215,14 @@ describe("1. COPY as states of the wire connection", () => {
       assert.strictEqual((error as ServerError).code, "57014")
       assert.strictEqual(wire.state, "idle")
       assert.strictEqual(yield* countOf(t), 0)
-      const next = recorder()
-      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
-      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+      yield* answersSelect1(wire)
     }))
 
   it.scopedLive("copyIn × ErrorResponse (a bad row) → busy, the Sync the copy swallowed is sent, → idle with the error", () =>
     Effect.gen(function*() {
       const t = yield* table("copy_wire_bad")
       const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      const { done, request } = copyInto(wire, t)
       yield* copyUntil(wire, request, () => wire.copyReady(request))
       wire.copyWrite(request, bytes("1\tone\nnot-a-number\ttwo\n"))
       yield* copyUntil(wire, request, () => wire.copyEndable(request))
@@ -223,9 +232,7 @@ describe("1. COPY as states of the wire connection", () => {
       assert.match((error as ServerError).where ?? "", /COPY copy_wire_bad, line 2/)
       assert.strictEqual(wire.state, "idle")
       // the session answers the next statement: the Syncs are paired
-      const next = recorder()
-      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, next.callback)
-      assert.deepStrictEqual((yield* next.wait).results[0]!.rows, [{ one: 1 }])
+      yield* answersSelect1(wire)
     }))
 
   it.scopedLive("data sent ahead for a COPY that fails before copy-in (a missing table) is ignored: the error, the session usable, no byte of it in the next COPY", () =>
@@ -245,17 +252,14 @@ describe("1. COPY as states of the wire connection", () => {
       assert.strictEqual(request.copy!.input, "ahead")
       assert.isFalse(wire.copyWrite(request, bytes("97\tafter its end\n")))
       assert.strictEqual(wire.state, "idle")
-      const next = recorder()
-      const into = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, next.callback)
+      const { done: next, request: into } = copyInto(wire, t)
       yield* copyUntil(wire, into, () => wire.copyEndable(into))
       assert.isTrue(wire.copyWrite(into, bytes("1\tone\n")))
       wire.copyDone(into)
       assert.strictEqual((yield* next.wait).results[0]!.rowCount, 1)
       const rows = yield* admin(`SELECT a, b FROM ${t}`)
       assert.deepStrictEqual(rows.rows, [{ a: 1, b: "one" }])
-      const after = recorder()
-      wire.submit("SELECT 1 AS one", undefined, false, false, undefined, after.callback)
-      assert.deepStrictEqual((yield* after.wait).results[0]!.rows, [{ one: 1 }])
+      yield* answersSelect1(wire)
     }))
 
   it.scopedLive("copyOut × cancel → cancelling (a CancelRequest: exact, as a statement) → idle", () =>
@@ -279,8 +283,7 @@ describe("1. COPY as states of the wire connection", () => {
     Effect.gen(function*() {
       const t = yield* table("copy_wire_close")
       const wire = yield* connect()
-      const done = recorder()
-      const request = wire.copyIn(`COPY ${t} FROM STDIN`, undefined, done.callback)
+      const { done, request } = copyInto(wire, t)
       yield* copyUntil(wire, request, () => wire.copyReady(request))
       wire.copyWrite(request, bytes("1\tone\n"))
       const closed = recorder()
