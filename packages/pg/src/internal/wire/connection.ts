@@ -600,10 +600,7 @@ export class WireConnection {
     })
     stream.on("error", (error: Error & { code?: string }) => this.onStreamEnd(error))
     stream.on("close", () => this.onStreamEnd(undefined))
-    stream.on("drain", () => {
-      const head = this.inflight[0]
-      if (head?.kind === Kind.CopyIn) head.copy!.wake()
-    })
+    stream.on("drain", () => this.wakeCopyIn())
     stream.resume()
   }
 
@@ -1442,6 +1439,11 @@ export class WireConnection {
     }
     this.write()
     // A copy-in may send its data from now on (`ahead`).
+    this.wakeCopyIn()
+  }
+
+  /** Wakes the copy-in at the head, if there is one: it may be able to write now (written, drained). */
+  private wakeCopyIn(): void {
     const head = this.inflight[0]
     if (head?.kind === Kind.CopyIn) head.copy!.wake()
   }
