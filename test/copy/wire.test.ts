@@ -143,6 +143,23 @@ describe("1. COPY as states of the wire connection", () => {
       assert.strictEqual(yield* countOf(t), 3)
     }))
 
+  it.scopedLive("a COPY is written as it is opened (not at the next flush): its data can follow in the same turn", () =>
+    Effect.gen(function*() {
+      const t = yield* table("copy_wire_at_once")
+      const wire = yield* connect()
+      const { done, request } = copyInto(wire, t)
+      // No microtask has run since copyIn: the COPY is on the socket, CopyData may go ahead of it.
+      assert.strictEqual(request.copy!.input, "ahead")
+      assert.isTrue(wire.copyReady(request))
+      assert.isTrue(wire.copyWrite(request, bytes("1\tone\n")))
+      yield* copyUntil(wire, request, () => wire.copyEndable(request))
+      wire.copyDone(request)
+      const { error, results } = yield* done.wait
+      assert.isUndefined(error)
+      assert.strictEqual(results[0]!.rowCount, 1)
+      assert.strictEqual(yield* countOf(t), 1)
+    }))
+
   it.scopedLive("busy × CopyOutResponse → copyOut; its CopyData gathered in chunks of whole rows; CopyDone → busy → idle", () =>
     Effect.gen(function*() {
       const wire = yield* connect()

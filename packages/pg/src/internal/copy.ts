@@ -30,7 +30,7 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
 import type * as PgConnection from "../PgConnection.js"
@@ -184,16 +184,16 @@ const open = (
 ): Effect.Effect<Copy, never, Scope.Scope> => {
   const host = hostOf(conn)
   if (host === undefined) return Effect.die(new TypeError(notOurs))
-  return Effect.acquireRelease(
-    Effect.sync(() => {
-      const copy = new Copy(host, direction)
-      copy.request = direction === "from"
-        ? host.wire.copyIn(sql, undefined, copy.settled)
-        : host.wire.copyOut(sql, highWaterMark, batchMillis, undefined, copy.settled)
-      return copy
-    }),
-    (copy) => copy.close
-  )
+  // Scope.addFinalizer rather than Effect.acquireRelease, which diffs the FiberRefs twice when
+  // its finalizer runs: a COPY's last step, on its critical path. Sent and registered in one
+  // uninterruptible step, so no COPY is left without its finalizer.
+  return Effect.uninterruptible(Effect.flatMap(Effect.scope, (scope) => {
+    const copy = new Copy(host, direction)
+    copy.request = direction === "from"
+      ? host.wire.copyIn(sql, undefined, copy.settled)
+      : host.wire.copyOut(sql, highWaterMark, batchMillis, undefined, copy.settled)
+    return Effect.as(Scope.addFinalizer(scope, copy.close), copy)
+  }))
 }
 
 /**

@@ -1632,7 +1632,11 @@ export class WireConnection {
       )
       return request
     }
-    return this.enqueue(request)
+    this.enqueue(request)
+    // Nothing can be gathered with a COPY (it has the connection alone): written now rather than
+    // at the microtask's flush, so that its first data can follow at once.
+    if (request.state !== "done") this.flush()
+    return request
   }
 
   /**
