@@ -21,13 +21,12 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { fileURLToPath } from "node:url"
 import pg, { copyStreams } from "./pg.js"
+import { median } from "./shared.js"
 
 const WARMUP = 300
 const SAMPLES = 1_000
 const ROW = Buffer.from("1\tx\t0.5\n")
 const TABLE = "bench_copy_latency"
-
-const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 
 const rounded = (times: Array<number>) => Math.round(median(times) * 1000) / 1000
 

@@ -37,7 +37,7 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { fileURLToPath } from "node:url"
 import pg, { copyStreams } from "./pg.js"
-import { backendReader, copyCreateSql, copyTextChunks, medianInterval, spanOf } from "./shared.js"
+import { backendReader, copyCreateSql, copyTextChunks, median, medianInterval, spanOf } from "./shared.js"
 
 const ROWS = 1_000_000
 const PAIRS = Number(process.env.PAIRS ?? 21)
@@ -46,7 +46,6 @@ const FLOOR_SAMPLES = Number(process.env.FLOOR_SAMPLES ?? 21)
 const PAUSE_MS = 400
 const TABLE = "bench_copy_phases"
 
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**

@@ -12,7 +12,7 @@
  * Reads the runs' `latest.json` (as saved); prints a markdown table.
  */
 import { readFileSync } from "node:fs"
-import { medianInterval } from "./shared.js"
+import { median, medianInterval } from "./shared.js"
 
 interface Round {
   readonly elapsedMs?: number
@@ -23,8 +23,6 @@ interface CopyRow {
   readonly method: string
   readonly rounds: ReadonlyArray<Round>
 }
-
-const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 
 /** The 2.5th and 97.5th percentiles of the median over 10,000 resamples (a fixed seed: the same interval each run). */
 const comparisons: ReadonlyArray<readonly [direction: "load" | "export", ours: string, theirs: string]> = [

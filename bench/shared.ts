@@ -559,14 +559,16 @@ const stdinLines = (): () => Promise<string | undefined> => {
       : new Promise((resolve) => waiting.push(resolve))
 }
 
+/** The median of `xs` (the upper one of an even count). */
+export const median = (xs: ReadonlyArray<number>): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
+
 /** A bootstrap 95 % interval of the median of `xs` (10,000 resamples, a fixed seed: the same figures each time). */
 export const medianInterval = (xs: ReadonlyArray<number>): readonly [number, number] => {
   let seed = 1
   const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
-  const medianOf = (ys: Array<number>) => ys.sort((a, b) => a - b)[ys.length >> 1]!
   const medians: Array<number> = []
   for (let b = 0; b < 10_000; b++) {
-    medians.push(medianOf(Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)]!)))
+    medians.push(median(Array.from({ length: xs.length }, () => xs[Math.floor(next() * xs.length)]!)))
   }
   medians.sort((a, b) => a - b)
   return [medians[250]!, medians[9750]!]

@@ -1392,7 +1392,8 @@ export class WireConnection {
     this.write()
   }
 
-  private enqueue(request: Request): Request {
+  /** Queues `request` and writes it at the microtask's flush, or at once with `writeNow`. */
+  private enqueue(request: Request, writeNow = false): Request {
     if (!this.accepting) {
       request.state = "done"
       const callback = request.callback!
@@ -1405,8 +1406,9 @@ export class WireConnection {
     }
     this.queue.push(request)
     this.settleActivity()
-    this.scheduleFlush()
     if (request.deadline !== 0) this.armTimer()
+    if (writeNow) this.flush()
+    else this.scheduleFlush()
     return request
   }
 
@@ -1632,11 +1634,9 @@ export class WireConnection {
       )
       return request
     }
-    this.enqueue(request)
     // Nothing can be gathered with a COPY (it has the connection alone): written now rather than
     // at the microtask's flush, so that its first data can follow at once.
-    if (request.state !== "done") this.flush()
-    return request
+    return this.enqueue(request, true)
   }
 
   /**
